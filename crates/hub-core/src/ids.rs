@@ -1,0 +1,159 @@
+//! Identifiers: connection ids with a generation, and the names users choose.
+//!
+//! Invariants:
+//! - A [`ConnId`] names one connection for its whole life. Its `slot` may be reused by a later
+//!   connection of the same shard, but that connection gets a different `gen`, so a stale id
+//!   never resolves to it.
+//! - Names ([`ClientId`], [`UserId`], [`RoomName`], [`NodeId`]) are cheap to clone (`Arc<str>`)
+//!   and compare by content.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Index of a shard within a node (`0..shard_count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(pub u16);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A connection's id: its shard, its slot in that shard's table, and the slot's generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId {
+    /// The shard that owns the connection.
+    pub shard: ShardId,
+    /// The slot in the shard's connection table.
+    pub slot: u32,
+    /// The slot's generation when the connection was opened.
+    pub gen: u32,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.shard.0, self.slot, self.gen)
+    }
+}
+
+/// Id of a request whose answer (a delivered count, a lookup) comes back later as an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Wraps a name.
+            pub fn new(name: impl Into<Arc<str>>) -> Self {
+                Self(name.into())
+            }
+
+            /// The name as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s.into())
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A client id: unique in the cluster; a newer connection with a taken id replaces the older.
+    ClientId
+);
+name_type!(
+    /// A user id: one user may hold many connections, on many nodes.
+    UserId
+);
+name_type!(
+    /// A room's name.
+    RoomName
+);
+name_type!(
+    /// A node's name, unique in the cluster.
+    NodeId
+);
+
+/// The shard that owns `client` among `shard_count` shards: a stable FNV-1a hash of the id.
+///
+/// Every connection with a given client id lands on this shard, so the shard's own client
+/// index answers "is this client here?" without asking the other shards.
+pub fn shard_for(client: &str, shard_count: u16) -> ShardId {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in client.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let count = u64::from(shard_count.max(1));
+    // The remainder is below `shard_count`, which fits in u16.
+    ShardId((hash % count) as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_for_is_stable_and_in_range() {
+        for n in 1..20u16 {
+            for id in ["a", "b", "user-17", "", "ünïcode"] {
+                let s = shard_for(id, n);
+                assert!(s.0 < n);
+                assert_eq!(s, shard_for(id, n));
+            }
+        }
+        assert_eq!(shard_for("x", 0), ShardId(0));
+    }
+
+    #[test]
+    fn shard_for_spreads_ids() {
+        let mut counts = [0u32; 4];
+        for i in 0..4000 {
+            counts[shard_for(&format!("client-{i}"), 4).0 as usize] += 1;
+        }
+        for c in counts {
+            assert!(c > 800, "uneven spread: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn names_compare_by_content() {
+        assert_eq!(ClientId::from("a"), ClientId::new(String::from("a")));
+        assert_eq!(RoomName::from("r").as_str(), "r");
+        assert_eq!(format!("{:?}", UserId::from("u")), "\"u\"");
+    }
+}

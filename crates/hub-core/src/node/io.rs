@@ -1,0 +1,242 @@
+//! What goes into the node router and what comes out of it.
+
+use bytes::Bytes;
+
+use crate::ids::{ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
+use crate::shard::{Input as ShardInput, Report, Target};
+
+/// A request from the runtime: the producer API or the embedding application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Deliver a finished frame to `target` anywhere in the cluster; replies
+    /// [`Reply::Delivered`].
+    Deliver {
+        /// Who gets it.
+        target: Target,
+        /// The finished server frame.
+        frame: Bytes,
+    },
+    /// Where is `client` connected? Replies [`Reply::Online`].
+    Online {
+        /// The client id.
+        client: ClientId,
+    },
+    /// Close `client`'s connection with 4003, wherever it is; replies [`Reply::Disconnected`].
+    Disconnect {
+        /// The client id.
+        client: ClientId,
+    },
+    /// Add `client`'s connection to `room` (on this node); replies [`Reply::Delivered`] with
+    /// the number of connections that joined.
+    Join {
+        /// The client id.
+        client: ClientId,
+        /// The room.
+        room: RoomName,
+    },
+    /// Remove `client`'s connection from `room` (on this node); replies [`Reply::Delivered`].
+    Leave {
+        /// The client id.
+        client: ClientId,
+        /// The room.
+        room: RoomName,
+    },
+}
+
+/// The answer to a [`Command`] or a remote request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// How many connections the message reached (or joined, or left).
+    Delivered(u64),
+    /// The node holding the client, if it is online.
+    Online(Option<NodeId>),
+    /// Whether a connection was closed.
+    Disconnected(bool),
+}
+
+/// What one node asks another (the node-to-node service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteOp {
+    /// Deliver to the receiving node's own matching connections only (never forwarded again).
+    Deliver {
+        /// Who gets it.
+        target: Target,
+        /// The finished frame.
+        frame: Bytes,
+    },
+    /// Is `client` connected on the receiving node?
+    Online {
+        /// The client id.
+        client: ClientId,
+    },
+    /// Close `client`'s connection on the receiving node with `code`.
+    Disconnect {
+        /// The client id.
+        client: ClientId,
+        /// The close code (4003 by the API, 4000 when replaced elsewhere).
+        code: u16,
+    },
+}
+
+/// A message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMessage {
+    /// A request; answer with `Reply` carrying the same `id` (when `id` is set).
+    Request {
+        /// The asking node's request id, or none when no answer is wanted.
+        id: Option<u64>,
+        /// What is asked.
+        op: RemoteOp,
+    },
+    /// An answer to a request.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        reply: Reply,
+    },
+    /// The sending node gained (`true`) or lost its members of `room`.
+    Interest {
+        /// The room.
+        room: RoomName,
+        /// Whether the sender now has members.
+        active: bool,
+    },
+    /// Every room the sending node has members of (sent to a node that just came up).
+    InterestSnapshot {
+        /// The rooms.
+        rooms: Vec<RoomName>,
+    },
+}
+
+/// A change in the cluster, as the registry or the transport saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// A node is alive (its lease exists).
+    NodeUp(NodeId),
+    /// A node is gone (lease expired, or it left).
+    NodeDown(NodeId),
+}
+
+/// A command for the connection registry. The runtime may batch them; order per client id
+/// must be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryCommand {
+    /// `client` is connected on this node.
+    Register {
+        /// The client id.
+        client: ClientId,
+        /// Its user id.
+        user: Option<UserId>,
+    },
+    /// `client` is no longer connected on this node.
+    Unregister {
+        /// The client id.
+        client: ClientId,
+    },
+    /// Where is `client`? Answer with [`Input::RegistryAnswer`].
+    Lookup {
+        /// The client id.
+        client: ClientId,
+        /// The request to answer.
+        req: RequestId,
+    },
+}
+
+/// A command for the broadcast bus (Redis pub/sub).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusCommand {
+    /// Publish to a room's channel, or to the global channel when `room` is none.
+    Publish {
+        /// The room, or none for everyone.
+        room: Option<RoomName>,
+        /// The finished frame.
+        frame: Bytes,
+    },
+    /// Start receiving a room's channel.
+    Subscribe(RoomName),
+    /// Stop receiving a room's channel.
+    Unsubscribe(RoomName),
+}
+
+/// An event for the node router.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A request from the runtime; answered by [`Output::Reply`] with the same `req`.
+    /// Runtime request ids must be below 2^63 (the router uses the upper half itself).
+    Command {
+        /// The request id the answer carries.
+        req: RequestId,
+        /// What is asked.
+        command: Command,
+    },
+    /// A report from one of this node's shards.
+    Shard {
+        /// The shard.
+        shard: ShardId,
+        /// The report.
+        report: Report,
+    },
+    /// A message from another node.
+    Peer {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        message: PeerMessage,
+    },
+    /// A message sending to a peer failed (connection refused, timed out).
+    PeerFailed {
+        /// The peer.
+        node: NodeId,
+        /// The request id of the failed request, if it had one.
+        id: Option<u64>,
+    },
+    /// The registry's answer to [`RegistryCommand::Lookup`].
+    RegistryAnswer {
+        /// The request.
+        req: RequestId,
+        /// The node holding the client, if any.
+        node: Option<NodeId>,
+    },
+    /// A frame from the broadcast bus.
+    Bus {
+        /// The node that published it.
+        origin: NodeId,
+        /// The room, or none for everyone.
+        room: Option<RoomName>,
+        /// The finished frame.
+        frame: Bytes,
+    },
+    /// A change in the cluster.
+    Cluster(ClusterEvent),
+}
+
+/// Something the runtime must do, drained with [`Node::poll_output`](super::Node::poll_output).
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Feed this input to one of this node's shards.
+    ToShard {
+        /// The shard.
+        shard: ShardId,
+        /// The input.
+        input: ShardInput,
+    },
+    /// The answer to a [`Command`].
+    Reply {
+        /// The request.
+        req: RequestId,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Send a message to another node.
+    ToPeer {
+        /// The receiving node.
+        node: NodeId,
+        /// The message.
+        message: PeerMessage,
+    },
+    /// A registry command.
+    Registry(RegistryCommand),
+    /// A bus command.
+    Bus(BusCommand),
+}

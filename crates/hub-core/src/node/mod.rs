@@ -1,0 +1,852 @@
+//! The node router: routes deliveries between a node's shards and the rest of the cluster.
+//!
+//! A node runs one router and N shards. Shards deliver to their own connections and
+//! [`Report`] what must reach further; the router decides which other shards, which peer
+//! nodes, which bus channel and which registry entries a message or an event concerns, and
+//! sums the answers into one [`Reply`] per request.
+//!
+//! Invariants:
+//! - every [`Input::Command`] gets exactly one [`Output::Reply`]: when every shard and peer
+//!   asked has answered, or when `remote_timeout` passes (counting what arrived);
+//! - a message is never sent back to the shard or node it came from, and a bus message that
+//!   this node published is ignored when it comes back (echo prevention);
+//! - peers learn which rooms this node has members of (gRPC bus) or the bus is subscribed to
+//!   exactly those rooms (Redis bus);
+//! - with [`ClusterMode::Standalone`] no registry, bus or peer output is ever produced.
+
+mod io;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::frame::close_code;
+use crate::hash::FixedMap;
+use crate::ids::{shard_for, ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
+use crate::shard::{Input as ShardInput, Report, Target};
+
+pub use io::{
+    BusCommand, ClusterEvent, Command, Input, Output, PeerMessage, RegistryCommand, RemoteOp, Reply,
+};
+
+/// How room publishes and broadcasts reach other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BusKind {
+    /// Forward over the node-to-node service to the nodes with members.
+    #[default]
+    Grpc,
+    /// Publish on Redis pub/sub channels (a global one and one per room).
+    Redis,
+}
+
+/// Whether the node is alone or part of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterMode {
+    /// One node, in-memory registry: nothing leaves the node.
+    #[default]
+    Standalone,
+    /// A cluster with a shared registry and the given bus.
+    Cluster {
+        /// The broadcast bus.
+        bus: BusKind,
+    },
+}
+
+/// Settings of the node router.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's name.
+    pub node_id: NodeId,
+    /// How many shards the node runs.
+    pub shard_count: u16,
+    /// Alone or clustered.
+    pub mode: ClusterMode,
+    /// How long to wait for peers and the registry before answering with what arrived.
+    /// Default 2 s.
+    pub remote_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A standalone node with `shard_count` shards.
+    pub fn standalone(node_id: NodeId, shard_count: u16) -> Self {
+        Self {
+            node_id,
+            shard_count,
+            mode: ClusterMode::Standalone,
+            remote_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Counters of the router.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Requests sent to peers.
+    pub peer_requests: u64,
+    /// Replies received from peers.
+    pub peer_replies: u64,
+    /// Sends to peers that failed.
+    pub peer_failures: u64,
+    /// Requests answered because the deadline passed.
+    pub timeouts: u64,
+    /// Registry commands issued.
+    pub registry_commands: u64,
+    /// Bus publishes issued.
+    pub bus_publishes: u64,
+    /// Bus messages received from other nodes.
+    pub bus_received: u64,
+    /// Own bus messages that came back and were ignored.
+    pub bus_echoes: u64,
+}
+
+/// Who waits for a request's answer.
+#[derive(Debug, Clone)]
+enum Origin {
+    Local(RequestId),
+    Peer { node: NodeId, id: u64 },
+    Nobody,
+}
+
+/// What a request still has to do when its current answers are in.
+#[derive(Debug, Clone)]
+enum Stage {
+    /// Sum the delivered counts.
+    Count,
+    /// Local shard answered; if nobody was reached, ask the registry where `client` is and
+    /// forward `frame` there.
+    EmitLocal { client: ClientId, frame: Bytes },
+    /// Waiting for the registry; then forward `frame` to the node holding `client`.
+    EmitLookup { client: ClientId, frame: Bytes },
+    /// Local shard lookup; then the registry.
+    OnlineLocal { client: ClientId },
+    /// Waiting for the registry.
+    OnlineLookup,
+    /// Local disconnect; then the registry and the owning peer.
+    DisconnectLocal { client: ClientId },
+    /// Waiting for the registry; then ask the owning peer.
+    DisconnectLookup { client: ClientId },
+    /// Waiting for the peer that holds the client.
+    DisconnectRemote,
+}
+
+/// Which kind of [`Reply`] a request ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyKind {
+    Delivered,
+    Online,
+    Disconnected,
+}
+
+impl Stage {
+    fn reply_kind(&self) -> ReplyKind {
+        match self {
+            Stage::OnlineLocal { .. } | Stage::OnlineLookup => ReplyKind::Online,
+            Stage::DisconnectLocal { .. }
+            | Stage::DisconnectLookup { .. }
+            | Stage::DisconnectRemote => ReplyKind::Disconnected,
+            Stage::Count | Stage::EmitLocal { .. } | Stage::EmitLookup { .. } => {
+                ReplyKind::Delivered
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    origin: Origin,
+    kind: ReplyKind,
+    waiting: u32,
+    delivered: u64,
+    online: Option<NodeId>,
+    stage: Stage,
+}
+
+/// The node router's state. See the module docs for the invariants.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    room_shards: FixedMap<RoomName, BTreeSet<u16>>,
+    user_shards: FixedMap<UserId, BTreeSet<u16>>,
+    peers: BTreeSet<NodeId>,
+    room_peers: FixedMap<RoomName, BTreeSet<NodeId>>,
+    pending: FixedMap<u64, Pending>,
+    deadlines: VecDeque<(Instant, u64)>,
+    next_id: u64,
+    outputs: VecDeque<Output>,
+    stats: NodeStats,
+}
+
+const INTERNAL_IDS: u64 = 1 << 63;
+
+impl Node {
+    /// A router with no peers.
+    pub fn new(config: NodeConfig) -> Self {
+        Self {
+            config,
+            room_shards: FixedMap::default(),
+            user_shards: FixedMap::default(),
+            peers: BTreeSet::new(),
+            room_peers: FixedMap::default(),
+            pending: FixedMap::default(),
+            deadlines: VecDeque::new(),
+            next_id: INTERNAL_IDS,
+            outputs: VecDeque::new(),
+            stats: NodeStats::default(),
+        }
+    }
+
+    // ----- getters -----
+
+    /// This node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.config.node_id
+    }
+
+    /// The router's settings.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Live peers (other nodes), sorted.
+    pub fn peers(&self) -> impl Iterator<Item = &NodeId> {
+        self.peers.iter()
+    }
+
+    /// Rooms with members on this node, sorted.
+    pub fn rooms(&self) -> Vec<RoomName> {
+        let mut rooms: Vec<RoomName> = self.room_shards.keys().cloned().collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// Peers known to have members of `room`.
+    pub fn room_peers(&self, room: &str) -> Vec<NodeId> {
+        self.room_peers
+            .get(room)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Requests not answered yet.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    // ----- mutators -----
+
+    /// Feeds one event. Drain [`Node::poll_output`] afterwards.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Command { req, command } => self.on_command(now, req, command),
+            Input::Shard { shard, report } => self.on_report(now, shard, report),
+            Input::Peer { from, message } => self.on_peer(now, from, message),
+            Input::PeerFailed { node: _, id } => {
+                self.stats.peer_failures += 1;
+                if let Some(id) = id {
+                    self.answer(now, id, |_| {});
+                }
+            }
+            Input::RegistryAnswer { req, node } => self.on_registry_answer(req.0, node),
+            Input::Bus {
+                origin,
+                room,
+                frame,
+            } => {
+                if origin == self.config.node_id {
+                    self.stats.bus_echoes += 1;
+                    return;
+                }
+                self.stats.bus_received += 1;
+                let target = room.map_or(Target::All, Target::Room);
+                self.route(now, Origin::Nobody, target, frame, None, false);
+            }
+            Input::Cluster(ClusterEvent::NodeUp(node)) => {
+                if node == self.config.node_id || !self.is_clustered() {
+                    return;
+                }
+                if self.peers.insert(node.clone()) && self.bus() == Some(BusKind::Grpc) {
+                    let rooms = self.rooms();
+                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms });
+                }
+            }
+            Input::Cluster(ClusterEvent::NodeDown(node)) => {
+                self.peers.remove(&node);
+                self.room_peers.retain(|_, nodes| {
+                    nodes.remove(&node);
+                    !nodes.is_empty()
+                });
+            }
+        }
+    }
+
+    /// Answers every request whose deadline is at or before `now` with what has arrived.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if let Some(pending) = self.pending.remove(&id) {
+                self.stats.timeouts += 1;
+                self.finish(pending);
+            }
+        }
+    }
+
+    // ----- polls -----
+
+    /// The next thing for the runtime to do. Call until `None` after every mutation.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must next be called; O(1). (It may name the deadline of
+    /// a request already answered: calling early is harmless.)
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.front().map(|(at, _)| *at)
+    }
+
+    // ----- internals -----
+
+    fn is_clustered(&self) -> bool {
+        matches!(self.config.mode, ClusterMode::Cluster { .. })
+    }
+
+    fn bus(&self) -> Option<BusKind> {
+        match self.config.mode {
+            ClusterMode::Cluster { bus } => Some(bus),
+            ClusterMode::Standalone => None,
+        }
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1) | INTERNAL_IDS;
+        id
+    }
+
+    fn send_shard(&mut self, shard: u16, input: ShardInput) {
+        self.outputs.push_back(Output::ToShard {
+            shard: ShardId(shard),
+            input,
+        });
+    }
+
+    fn send_peer(&mut self, node: NodeId, message: PeerMessage) {
+        if matches!(message, PeerMessage::Request { .. }) {
+            self.stats.peer_requests += 1;
+        }
+        self.outputs.push_back(Output::ToPeer { node, message });
+    }
+
+    fn registry(&mut self, command: RegistryCommand) {
+        self.stats.registry_commands += 1;
+        self.outputs.push_back(Output::Registry(command));
+    }
+
+    fn owner_shard(&self, client: &str) -> u16 {
+        shard_for(client, self.config.shard_count).0
+    }
+
+    fn start(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        stage: Stage,
+        waiting: u32,
+        remote: bool,
+    ) -> u64 {
+        let id = self.new_id();
+        let kind = stage.reply_kind();
+        self.pending.insert(
+            id,
+            Pending {
+                origin,
+                kind,
+                waiting,
+                delivered: 0,
+                online: None,
+                stage,
+            },
+        );
+        if remote {
+            self.deadlines
+                .push_back((now + self.config.remote_timeout, id));
+        }
+        id
+    }
+
+    fn on_command(&mut self, now: Instant, req: RequestId, command: Command) {
+        let origin = Origin::Local(req);
+        match command {
+            Command::Deliver { target, frame } => {
+                self.route(now, origin, target, frame, None, true)
+            }
+            Command::Online { client } => {
+                let shard = self.owner_shard(client.as_str());
+                let id = self.start(
+                    now,
+                    origin,
+                    Stage::OnlineLocal {
+                        client: client.clone(),
+                    },
+                    1,
+                    false,
+                );
+                self.send_shard(
+                    shard,
+                    ShardInput::Lookup {
+                        client,
+                        req: RequestId(id),
+                    },
+                );
+            }
+            Command::Disconnect { client } => {
+                let shard = self.owner_shard(client.as_str());
+                let id = self.start(
+                    now,
+                    origin,
+                    Stage::DisconnectLocal {
+                        client: client.clone(),
+                    },
+                    1,
+                    false,
+                );
+                self.send_shard(
+                    shard,
+                    ShardInput::Disconnect {
+                        target: Target::Client(client),
+                        code: close_code::DISCONNECTED,
+                        reason: "disconnected by the server".into(),
+                        req: Some(RequestId(id)),
+                    },
+                );
+            }
+            Command::Join { client, room } => {
+                let shard = self.owner_shard(client.as_str());
+                let id = self.start(now, origin, Stage::Count, 1, false);
+                self.send_shard(
+                    shard,
+                    ShardInput::Join {
+                        target: Target::Client(client),
+                        room,
+                        req: Some(RequestId(id)),
+                    },
+                );
+            }
+            Command::Leave { client, room } => {
+                let shard = self.owner_shard(client.as_str());
+                let id = self.start(now, origin, Stage::Count, 1, false);
+                self.send_shard(
+                    shard,
+                    ShardInput::Leave {
+                        target: Target::Client(client),
+                        room,
+                        req: Some(RequestId(id)),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Sends `frame` to every local shard and (when `forward`) every peer or bus channel that
+    /// `target` concerns, except the shard it came from.
+    fn route(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        target: Target,
+        frame: Bytes,
+        from: Option<ShardId>,
+        forward: bool,
+    ) {
+        let skip = from.map(|s| s.0);
+        let mut shards: Vec<u16> = Vec::new();
+        let mut peers: Vec<NodeId> = Vec::new();
+        let mut stage = Stage::Count;
+        match &target {
+            Target::Conn(conn) => shards.push(conn.shard.0),
+            Target::Client(client) => {
+                let owner = self.owner_shard(client.as_str());
+                if Some(owner) != skip {
+                    shards.push(owner);
+                }
+                if forward && self.is_clustered() {
+                    stage = Stage::EmitLocal {
+                        client: client.clone(),
+                        frame: frame.clone(),
+                    };
+                }
+            }
+            Target::User(user) => {
+                shards.extend(
+                    self.user_shards
+                        .get(user.as_str())
+                        .into_iter()
+                        .flatten()
+                        .copied(),
+                );
+                if forward && self.is_clustered() {
+                    peers.extend(self.peers.iter().cloned());
+                }
+            }
+            Target::Room(room) => {
+                shards.extend(
+                    self.room_shards
+                        .get(room.as_str())
+                        .into_iter()
+                        .flatten()
+                        .copied(),
+                );
+                if forward {
+                    match self.bus() {
+                        Some(BusKind::Grpc) => peers.extend(
+                            self.room_peers
+                                .get(room.as_str())
+                                .into_iter()
+                                .flatten()
+                                .filter(|n| self.peers.contains(*n))
+                                .cloned(),
+                        ),
+                        Some(BusKind::Redis) => self.publish_bus(Some(room.clone()), frame.clone()),
+                        None => {}
+                    }
+                }
+            }
+            Target::All => {
+                shards.extend(0..self.config.shard_count);
+                if forward {
+                    match self.bus() {
+                        Some(BusKind::Grpc) => peers.extend(self.peers.iter().cloned()),
+                        Some(BusKind::Redis) => self.publish_bus(None, frame.clone()),
+                        None => {}
+                    }
+                }
+            }
+        }
+        shards.retain(|s| Some(*s) != skip && *s < self.config.shard_count);
+        let waiting = (shards.len() + peers.len()) as u32;
+        let id = self.start(now, origin, stage, waiting, !peers.is_empty());
+        for shard in shards {
+            self.send_shard(
+                shard,
+                ShardInput::Deliver {
+                    target: target.clone(),
+                    frame: frame.clone(),
+                    req: Some(RequestId(id)),
+                },
+            );
+        }
+        for node in peers {
+            self.send_peer(
+                node,
+                PeerMessage::Request {
+                    id: Some(id),
+                    op: RemoteOp::Deliver {
+                        target: target.clone(),
+                        frame: frame.clone(),
+                    },
+                },
+            );
+        }
+        if waiting == 0 {
+            self.advance(now, id);
+        }
+    }
+
+    fn publish_bus(&mut self, room: Option<RoomName>, frame: Bytes) {
+        self.stats.bus_publishes += 1;
+        self.outputs
+            .push_back(Output::Bus(BusCommand::Publish { room, frame }));
+    }
+
+    /// Records one answer for request `id` and moves it on when all are in.
+    fn answer(&mut self, now: Instant, id: u64, apply: impl FnOnce(&mut Pending)) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        apply(pending);
+        pending.waiting = pending.waiting.saturating_sub(1);
+        if pending.waiting == 0 {
+            self.advance(now, id);
+        }
+    }
+
+    /// All answers of the current stage are in: finish, or start the next stage.
+    fn advance(&mut self, now: Instant, id: u64) {
+        let Some(mut pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let clustered = self.is_clustered();
+        let stage = std::mem::replace(&mut pending.stage, Stage::Count);
+        match stage {
+            Stage::EmitLocal { client, frame } if pending.delivered == 0 && clustered => {
+                pending.stage = Stage::EmitLookup {
+                    client: client.clone(),
+                    frame,
+                };
+                self.lookup(now, id, pending, client);
+            }
+            Stage::OnlineLocal { client } if pending.online.is_none() && clustered => {
+                pending.stage = Stage::OnlineLookup;
+                self.lookup(now, id, pending, client);
+            }
+            Stage::DisconnectLocal { client } if pending.delivered == 0 && clustered => {
+                pending.stage = Stage::DisconnectLookup {
+                    client: client.clone(),
+                };
+                self.lookup(now, id, pending, client);
+            }
+            _ => self.finish(pending),
+        }
+    }
+
+    fn lookup(&mut self, now: Instant, id: u64, mut pending: Pending, client: ClientId) {
+        pending.waiting = 1;
+        self.pending.insert(id, pending);
+        self.deadlines
+            .push_back((now + self.config.remote_timeout, id));
+        self.registry(RegistryCommand::Lookup {
+            client,
+            req: RequestId(id),
+        });
+    }
+
+    fn on_registry_answer(&mut self, id: u64, node: Option<NodeId>) {
+        let Some(mut pending) = self.pending.remove(&id) else {
+            return;
+        };
+        // Only a live peer counts: an entry naming a dead node, or this node (whose own
+        // shards already said no), is stale.
+        let node = node.filter(|n| self.peers.contains(n));
+        let stage = std::mem::replace(&mut pending.stage, Stage::Count);
+        match (stage, node) {
+            (Stage::EmitLookup { client, frame }, Some(node)) => {
+                pending.waiting = 1;
+                self.pending.insert(id, pending);
+                let op = RemoteOp::Deliver {
+                    target: Target::Client(client),
+                    frame,
+                };
+                self.send_peer(node, PeerMessage::Request { id: Some(id), op });
+            }
+            (Stage::OnlineLookup, node) => {
+                pending.online = node;
+                self.finish(pending);
+            }
+            (Stage::DisconnectLookup { client }, Some(node)) => {
+                pending.waiting = 1;
+                pending.stage = Stage::DisconnectRemote;
+                self.pending.insert(id, pending);
+                self.send_peer(
+                    node,
+                    PeerMessage::Request {
+                        id: Some(id),
+                        op: RemoteOp::Disconnect {
+                            client,
+                            code: close_code::DISCONNECTED,
+                        },
+                    },
+                );
+            }
+            _ => self.finish(pending),
+        }
+    }
+
+    fn finish(&mut self, pending: Pending) {
+        let reply = match pending.kind {
+            ReplyKind::Online => Reply::Online(pending.online),
+            ReplyKind::Disconnected => Reply::Disconnected(pending.delivered > 0),
+            ReplyKind::Delivered => Reply::Delivered(pending.delivered),
+        };
+        match pending.origin {
+            Origin::Local(req) => self.outputs.push_back(Output::Reply { req, reply }),
+            Origin::Peer { node, id } => self.send_peer(node, PeerMessage::Reply { id, reply }),
+            Origin::Nobody => {}
+        }
+    }
+
+    fn on_report(&mut self, now: Instant, shard: ShardId, report: Report) {
+        match report {
+            Report::Route { target, frame } => {
+                self.route(now, Origin::Nobody, target, frame, Some(shard), true)
+            }
+            Report::Delivered { req, count } => self.answer(now, req.0, |p| p.delivered += count),
+            Report::Found { req, found } => {
+                let me = self.config.node_id.clone();
+                self.answer(now, req.0, |p| {
+                    if found {
+                        p.online = Some(me);
+                    }
+                });
+            }
+            Report::RoomActive(room) => {
+                let shards = self.room_shards.entry(room.clone()).or_default();
+                let first = shards.is_empty();
+                shards.insert(shard.0);
+                if first {
+                    self.room_interest(room, true);
+                }
+            }
+            Report::RoomIdle(room) => {
+                let Some(shards) = self.room_shards.get_mut(room.as_str()) else {
+                    return;
+                };
+                shards.remove(&shard.0);
+                if shards.is_empty() {
+                    self.room_shards.remove(room.as_str());
+                    self.room_interest(room, false);
+                }
+            }
+            Report::UserActive(user) => {
+                self.user_shards.entry(user).or_default().insert(shard.0);
+            }
+            Report::UserIdle(user) => {
+                if let Some(shards) = self.user_shards.get_mut(user.as_str()) {
+                    shards.remove(&shard.0);
+                    if shards.is_empty() {
+                        self.user_shards.remove(user.as_str());
+                    }
+                }
+            }
+            Report::ClientUp { client, user, .. } => {
+                if self.is_clustered() {
+                    self.registry(RegistryCommand::Register { client, user });
+                }
+            }
+            Report::ClientDown { client, .. } => {
+                if self.is_clustered() {
+                    self.registry(RegistryCommand::Unregister { client });
+                }
+            }
+        }
+    }
+
+    fn room_interest(&mut self, room: RoomName, active: bool) {
+        match self.bus() {
+            Some(BusKind::Grpc) => {
+                let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
+                for node in peers {
+                    self.send_peer(
+                        node,
+                        PeerMessage::Interest {
+                            room: room.clone(),
+                            active,
+                        },
+                    );
+                }
+            }
+            Some(BusKind::Redis) => {
+                let command = if active {
+                    BusCommand::Subscribe(room)
+                } else {
+                    BusCommand::Unsubscribe(room)
+                };
+                self.outputs.push_back(Output::Bus(command));
+            }
+            None => {}
+        }
+    }
+
+    fn on_peer(&mut self, now: Instant, from: NodeId, message: PeerMessage) {
+        match message {
+            PeerMessage::Request { id, op } => {
+                let origin = match id {
+                    Some(id) => Origin::Peer { node: from, id },
+                    None => Origin::Nobody,
+                };
+                match op {
+                    RemoteOp::Deliver { target, frame } => {
+                        self.route(now, origin, target, frame, None, false)
+                    }
+                    RemoteOp::Online { client } => {
+                        let shard = self.owner_shard(client.as_str());
+                        let id = self.start(
+                            now,
+                            origin,
+                            Stage::OnlineLocal {
+                                client: client.clone(),
+                            },
+                            1,
+                            false,
+                        );
+                        // Remote questions are answered from local knowledge only.
+                        if let Some(p) = self.pending.get_mut(&id) {
+                            p.stage = Stage::OnlineLookup;
+                        }
+                        self.send_shard(
+                            shard,
+                            ShardInput::Lookup {
+                                client,
+                                req: RequestId(id),
+                            },
+                        );
+                    }
+                    RemoteOp::Disconnect { client, code } => {
+                        let shard = self.owner_shard(client.as_str());
+                        let id = self.start(now, origin, Stage::DisconnectRemote, 1, false);
+                        let reason = if code == close_code::REPLACED {
+                            "replaced by a newer connection"
+                        } else {
+                            "disconnected by the server"
+                        };
+                        self.send_shard(
+                            shard,
+                            ShardInput::Disconnect {
+                                target: Target::Client(client),
+                                code,
+                                reason: reason.into(),
+                                req: Some(RequestId(id)),
+                            },
+                        );
+                    }
+                }
+            }
+            PeerMessage::Reply { id, reply } => {
+                self.stats.peer_replies += 1;
+                self.answer(now, id, |p| match reply {
+                    Reply::Delivered(n) => p.delivered += n,
+                    Reply::Online(node) => {
+                        if node.is_some() {
+                            p.online = node;
+                        }
+                    }
+                    Reply::Disconnected(yes) => p.delivered += u64::from(yes),
+                });
+            }
+            PeerMessage::Interest { room, active } => {
+                if active {
+                    self.room_peers.entry(room).or_default().insert(from);
+                } else if let Some(nodes) = self.room_peers.get_mut(room.as_str()) {
+                    nodes.remove(&from);
+                    if nodes.is_empty() {
+                        self.room_peers.remove(room.as_str());
+                    }
+                }
+            }
+            PeerMessage::InterestSnapshot { rooms } => {
+                self.room_peers.retain(|_, nodes| {
+                    nodes.remove(&from);
+                    !nodes.is_empty()
+                });
+                for room in rooms {
+                    self.room_peers
+                        .entry(room)
+                        .or_default()
+                        .insert(from.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Room membership within one shard.
+//!
+//! Invariants: a slot is listed in a room's members at most once; `pos[slot]` is its index in
+//! `members`; a room with no members does not exist (it is removed with its last member).
+
+use crate::hash::FixedMap;
+use crate::ids::RoomName;
+
+/// Members of one room on one shard, by connection slot.
+#[derive(Debug, Default)]
+pub struct Room {
+    members: Vec<u32>,
+    pos: FixedMap<u32, u32>,
+}
+
+impl Room {
+    /// The member slots, in a deterministic order.
+    pub fn members(&self) -> &[u32] {
+        &self.members
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the room has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// Room name → members, for one shard.
+#[derive(Debug, Default)]
+pub struct RoomIndex {
+    rooms: FixedMap<RoomName, Room>,
+}
+
+/// What a join or leave changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Nothing changed (already a member, or not a member).
+    Unchanged,
+    /// The member was added or removed; the room still has other members or had them before.
+    Changed,
+    /// The room went from no members to one on this shard.
+    RoomCreated,
+    /// The room's last member on this shard left.
+    RoomRemoved,
+}
+
+impl RoomIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The room, if it has members here.
+    pub fn get(&self, room: &str) -> Option<&Room> {
+        self.rooms.get(room)
+    }
+
+    /// Number of rooms with members here.
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether no room has members here.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    /// Whether `slot` is a member of `room`.
+    pub fn contains(&self, room: &str, slot: u32) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.pos.contains_key(&slot))
+    }
+
+    /// Adds `slot` to `room`.
+    pub fn join(&mut self, room: &RoomName, slot: u32) -> Membership {
+        let created = !self.rooms.contains_key(room.as_str());
+        let entry = self.rooms.entry(room.clone()).or_default();
+        if entry.pos.contains_key(&slot) {
+            return Membership::Unchanged;
+        }
+        // A shard holds far fewer than 2^32 connections.
+        entry.pos.insert(slot, entry.members.len() as u32);
+        entry.members.push(slot);
+        if created {
+            Membership::RoomCreated
+        } else {
+            Membership::Changed
+        }
+    }
+
+    /// Removes `slot` from `room`.
+    pub fn leave(&mut self, room: &str, slot: u32) -> Membership {
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return Membership::Unchanged;
+        };
+        let Some(index) = entry.pos.remove(&slot) else {
+            return Membership::Unchanged;
+        };
+        entry.members.swap_remove(index as usize);
+        if let Some(&moved) = entry.members.get(index as usize) {
+            entry.pos.insert(moved, index);
+        }
+        if entry.members.is_empty() {
+            self.rooms.remove(room);
+            Membership::RoomRemoved
+        } else {
+            Membership::Changed
+        }
+    }
+
+    /// Room names in a deterministic order (sorted).
+    pub fn names(&self) -> Vec<RoomName> {
+        let mut names: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_leave_and_room_lifecycle() {
+        let mut idx = RoomIndex::new();
+        let r = RoomName::from("r");
+        assert_eq!(idx.join(&r, 1), Membership::RoomCreated);
+        assert_eq!(idx.join(&r, 1), Membership::Unchanged);
+        assert_eq!(idx.join(&r, 2), Membership::Changed);
+        assert_eq!(idx.join(&r, 3), Membership::Changed);
+        assert_eq!(idx.leave("r", 1), Membership::Changed);
+        assert!(idx.contains("r", 3));
+        assert!(!idx.contains("r", 1));
+        let mut m = idx.get("r").expect("room").members().to_vec();
+        m.sort();
+        assert_eq!(m, vec![2, 3]);
+        assert_eq!(idx.leave("r", 9), Membership::Unchanged);
+        assert_eq!(idx.leave("r", 2), Membership::Changed);
+        assert_eq!(idx.leave("r", 3), Membership::RoomRemoved);
+        assert!(idx.is_empty());
+        assert_eq!(idx.leave("r", 3), Membership::Unchanged);
+    }
+}

@@ -1,0 +1,57 @@
+//! One connection's state inside a shard.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::ids::{ClientId, ConnId, RoomName, UserId};
+use crate::queue::SendQueue;
+
+/// Whether a connection still takes part in the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    /// Receives messages, is in the indexes.
+    Open,
+    /// Out of every index; its queue ends with a close frame and is being flushed.
+    Draining,
+}
+
+/// A connection's entry in the shard's table.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) client: ClientId,
+    pub(crate) user: Option<UserId>,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) rooms: Vec<RoomName>,
+    pub(crate) queue: SendQueue,
+    pub(crate) state: ConnState,
+    /// Whether the connection is in the shard's ready list.
+    pub(crate) ready: bool,
+    /// When the connection last showed it was alive.
+    pub(crate) last_seen: Instant,
+    /// When a ping went out that no traffic has answered yet.
+    pub(crate) ping_sent: Option<Instant>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: ConnId,
+        client: ClientId,
+        user: Option<UserId>,
+        peer: Option<SocketAddr>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            client,
+            user,
+            peer,
+            rooms: Vec::new(),
+            queue: SendQueue::new(),
+            state: ConnState::Open,
+            ready: false,
+            last_seen: now,
+            ping_sent: None,
+        }
+    }
+}

@@ -1,0 +1,798 @@
+//! A shard: one state machine owning a set of connections.
+//!
+//! Invariants, checked by the tests after arbitrary input sequences:
+//! - a [`ConnId`] resolves only while its connection is in the table; a closed connection's
+//!   slot gets a new generation, so a stale id never resolves;
+//! - an open connection is in the client index under its client id, in the user index under
+//!   its user, in exactly the rooms it joined, and in the ping timer list; a connection that is
+//!   closing (draining) is in none of them; a freed connection is in nothing at all;
+//! - a send queue never holds more bytes or frames than the configured limits, but for the
+//!   one close frame that ends a closing connection;
+//! - at most one [`Output::Transmit`] per connection is outstanding until [`Input::Sent`].
+//!
+//! The shard reads no clock: `now` comes with every call. It allocates only to hold state.
+
+mod client;
+mod conn;
+mod io;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+use slab::Slab;
+
+use crate::config::{Config, ConfigError, OverflowPolicy};
+use crate::frame::{self, close_code};
+use crate::hash::FixedMap;
+use crate::ids::{shard_for, ClientId, ConnId, RoomName, ShardId, UserId};
+use crate::queue::QueueFull;
+use crate::rooms::{Membership, RoomIndex};
+use crate::stats::ShardStats;
+use crate::timers::DeadlineList;
+use conn::{Conn, ConnState};
+
+pub use io::{Event, Input, OpenError, OpenParams, Output, Report, Target};
+
+/// Whether queued frames go out before the close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseMode {
+    /// Flush what is queued, then the close frame.
+    Drain,
+    /// Drop what is queued; only the close frame goes out.
+    Now,
+}
+
+/// What a shard knows of one open connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The connection's client id.
+    pub client: ClientId,
+    /// The connection's user id.
+    pub user: Option<UserId>,
+    /// Rooms joined, in join order.
+    pub rooms: Vec<RoomName>,
+    /// Bytes held in its send queue (queued and in flight).
+    pub queued_bytes: usize,
+    /// Frames held in its send queue (queued and in flight).
+    pub queued_frames: usize,
+    /// Whether the connection is closing.
+    pub closing: bool,
+    /// The peer's address, as the runtime gave it.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+/// One shard's connections, indexes, queues and timers.
+///
+/// Methods come in four groups, as in quinn-proto:
+/// - getters ([`Shard::connection`], [`Shard::stats`], …);
+/// - mutators: [`Shard::open`] (returns the new id), [`Shard::handle_input`],
+///   [`Shard::handle_timeout`];
+/// - [`Shard::poll_output`]: drain after every mutation, until `None`;
+/// - [`Shard::poll_timeout`]: when to call `handle_timeout` next.
+#[derive(Debug)]
+pub struct Shard {
+    id: ShardId,
+    config: Config,
+    conns: Slab<Conn>,
+    /// Generation of each slot; bumped when the slot is freed.
+    gens: Vec<u32>,
+    clients: FixedMap<ClientId, u32>,
+    users: FixedMap<UserId, Vec<u32>>,
+    rooms: RoomIndex,
+    ping_timers: DeadlineList,
+    pong_timers: DeadlineList,
+    drain_timers: DeadlineList,
+    outputs: VecDeque<Output>,
+    ready: VecDeque<u32>,
+    scratch: Vec<u32>,
+    stats: ShardStats,
+    rng: u64,
+    shutting_down: bool,
+}
+
+impl Shard {
+    /// A shard with no connections. The configuration is validated.
+    pub fn new(id: ShardId, config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if id.0 >= config.shard_count {
+            return Err(ConfigError {
+                setting: "shards",
+                problem: format!("shard {} of {}", id.0, config.shard_count),
+            });
+        }
+        let rng = config.seed ^ (u64::from(id.0) << 48) ^ 0x9e37_79b9_7f4a_7c15;
+        Ok(Self {
+            id,
+            config,
+            conns: Slab::new(),
+            gens: Vec::new(),
+            clients: FixedMap::default(),
+            users: FixedMap::default(),
+            rooms: RoomIndex::new(),
+            ping_timers: DeadlineList::new(),
+            pong_timers: DeadlineList::new(),
+            drain_timers: DeadlineList::new(),
+            outputs: VecDeque::new(),
+            ready: VecDeque::new(),
+            scratch: Vec::new(),
+            stats: ShardStats::default(),
+            rng,
+            shutting_down: false,
+        })
+    }
+
+    // ----- getters -----
+
+    /// This shard's id.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Open connections (closing ones not counted).
+    pub fn connection_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Entries in the connection table, closing ones included.
+    pub fn table_len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Rooms with at least one member on this shard.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Connections with a pending heartbeat or drain timer (for invariant checks).
+    pub fn timer_count(&self) -> usize {
+        self.ping_timers.len() + self.pong_timers.len() + self.drain_timers.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &ShardStats {
+        &self.stats
+    }
+
+    /// What the shard knows of `conn`, if it still exists.
+    pub fn connection(&self, conn: ConnId) -> Option<ConnInfo> {
+        let c = self.get(conn)?;
+        Some(ConnInfo {
+            client: c.client.clone(),
+            user: c.user.clone(),
+            rooms: c.rooms.clone(),
+            queued_bytes: c.queue.bytes(),
+            queued_frames: c.queue.len(),
+            closing: c.state == ConnState::Draining,
+            peer: c.peer,
+        })
+    }
+
+    /// The open connection with this client id.
+    pub fn resolve(&self, client: &str) -> Option<ConnId> {
+        let slot = *self.clients.get(client)?;
+        self.conns.get(slot as usize).map(|c| c.id)
+    }
+
+    /// The open connections of `user`.
+    pub fn user_connections(&self, user: &str) -> Vec<ConnId> {
+        self.users
+            .get(user)
+            .map(|slots| {
+                slots
+                    .iter()
+                    .filter_map(|s| self.conns.get(*s as usize).map(|c| c.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Members of `room` on this shard.
+    pub fn room_members(&self, room: &str) -> Vec<ConnId> {
+        self.rooms
+            .get(room)
+            .map(|r| {
+                r.members()
+                    .iter()
+                    .filter_map(|s| self.conns.get(*s as usize).map(|c| c.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Names of the rooms with members on this shard, sorted.
+    pub fn room_names(&self) -> Vec<RoomName> {
+        self.rooms.names()
+    }
+
+    /// Every open connection's id, in slot order.
+    pub fn connection_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.state == ConnState::Open)
+            .map(|(_, c)| c.id)
+            .collect()
+    }
+
+    // ----- mutators -----
+
+    /// Opens a connection: indexes it, queues `welcome` (JSON protocol), joins the rooms in
+    /// `params` and starts its heartbeat. A connection already holding the client id is closed
+    /// with 4000.
+    pub fn open(&mut self, now: Instant, params: OpenParams) -> Result<ConnId, OpenError> {
+        if self.shutting_down {
+            return Err(OpenError::ShuttingDown);
+        }
+        let max = self.config.max_name_len;
+        let name_ok = |s: &str| !s.is_empty() && s.len() <= max;
+        if params.user.as_ref().is_some_and(|u| !name_ok(u.as_str())) {
+            return Err(OpenError::BadName {
+                what: "user id",
+                max,
+            });
+        }
+        if params.rooms.iter().any(|r| !name_ok(r.as_str())) {
+            return Err(OpenError::BadName {
+                what: "room name",
+                max,
+            });
+        }
+        let client = match params.client {
+            Some(client) => {
+                if !name_ok(client.as_str()) {
+                    return Err(OpenError::BadName {
+                        what: "client id",
+                        max,
+                    });
+                }
+                let owner = shard_for(client.as_str(), self.config.shard_count);
+                if owner != self.id {
+                    return Err(OpenError::WrongShard(owner));
+                }
+                client
+            }
+            None => self.generate_client_id(),
+        };
+        if let Some(&old) = self.clients.get(client.as_str()) {
+            self.stats.replaced += 1;
+            self.close_slot(
+                now,
+                old,
+                close_code::REPLACED,
+                "replaced by a newer connection",
+                CloseMode::Now,
+                false,
+            );
+        }
+
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key() as u32;
+        if self.gens.len() <= slot as usize {
+            self.gens.resize(slot as usize + 1, 0);
+        }
+        let id = ConnId {
+            shard: self.id,
+            slot,
+            gen: self.gens[slot as usize],
+        };
+        entry.insert(Conn::new(
+            id,
+            client.clone(),
+            params.user.clone(),
+            params.peer,
+            now,
+        ));
+        self.clients.insert(client.clone(), slot);
+        if let Some(user) = &params.user {
+            let slots = self.users.entry(user.clone()).or_default();
+            slots.push(slot);
+            if slots.len() == 1 {
+                self.report(Report::UserActive(user.clone()));
+            }
+        }
+        self.ping_timers
+            .schedule(slot, now + self.config.ping_interval);
+        self.stats.opened += 1;
+        self.report(Report::ClientUp {
+            client: client.clone(),
+            user: params.user.clone(),
+            conn: id,
+        });
+        self.outputs.push_back(Output::Event(Event::Connected {
+            conn: id,
+            client: client.clone(),
+            user: params.user,
+        }));
+        if self.config.client_protocol == crate::config::ClientProtocol::Json {
+            let welcome = crate::protocol::welcome(client.as_str(), self.config.node_id.as_str());
+            self.enqueue(now, slot, welcome);
+        }
+        for room in params.rooms {
+            self.join_slot(slot, &room);
+        }
+        Ok(id)
+    }
+
+    /// Feeds one event. Drain [`Shard::poll_output`] afterwards.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Message { conn, data, binary } => self.on_message(now, conn, data, binary),
+            Input::Activity { conn } => {
+                if let Some(slot) = self.open_slot(conn) {
+                    self.saw_traffic(now, slot);
+                }
+            }
+            Input::Ping { conn, payload } => {
+                if let Some(slot) = self.open_slot(conn) {
+                    self.saw_traffic(now, slot);
+                    let pong =
+                        frame::encode(frame::OpCode::Pong, &payload[..payload.len().min(125)]);
+                    self.enqueue(now, slot, pong);
+                }
+            }
+            Input::Close { conn, code, reason } => {
+                if let Some(slot) = self.open_slot(conn) {
+                    if code != close_code::NORMAL && code != close_code::GOING_AWAY {
+                        self.stats.protocol_closes += 1;
+                    }
+                    self.close_slot(now, slot, code, &reason, CloseMode::Now, true);
+                }
+            }
+            Input::Closed { conn } => {
+                if let Some(slot) = self.slot_of(conn) {
+                    if self.conns[slot as usize].state == ConnState::Open {
+                        self.detach(slot, 1006, true);
+                    }
+                    self.free(slot);
+                }
+            }
+            Input::Sent { conn } => {
+                if let Some(slot) = self.slot_of(conn) {
+                    self.conns[slot as usize].queue.batch_written();
+                    self.mark_ready(slot);
+                }
+            }
+            Input::Deliver { target, frame, req } => {
+                let count = self.deliver(now, &target, &frame, None);
+                if let Some(req) = req {
+                    self.report(Report::Delivered { req, count });
+                }
+            }
+            Input::Join { target, room, req } => {
+                let mut count = 0;
+                if room.as_str().is_empty() || room.as_str().len() > self.config.max_name_len {
+                    if let Some(req) = req {
+                        self.report(Report::Delivered { req, count });
+                    }
+                    return;
+                }
+                for slot in self.take_targets(&target) {
+                    if self.join_slot(slot, &room) {
+                        count += 1;
+                    }
+                }
+                if let Some(req) = req {
+                    self.report(Report::Delivered { req, count });
+                }
+            }
+            Input::Leave { target, room, req } => {
+                let mut count = 0;
+                for slot in self.take_targets(&target) {
+                    if self.leave_slot(slot, room.as_str()) {
+                        count += 1;
+                    }
+                }
+                if let Some(req) = req {
+                    self.report(Report::Delivered { req, count });
+                }
+            }
+            Input::Disconnect {
+                target,
+                code,
+                reason,
+                req,
+            } => {
+                let slots = self.take_targets(&target);
+                let count = slots.len() as u64;
+                for slot in slots {
+                    self.close_slot(now, slot, code, &reason, CloseMode::Drain, true);
+                }
+                if let Some(req) = req {
+                    self.report(Report::Delivered { req, count });
+                }
+            }
+            Input::Lookup { client, req } => {
+                let found = self.clients.contains_key(client.as_str());
+                self.report(Report::Found { req, found });
+            }
+            Input::Shutdown => {
+                self.shutting_down = true;
+                let slots: Vec<u32> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.state == ConnState::Open)
+                    .map(|(k, _)| k as u32)
+                    .collect();
+                for slot in slots {
+                    self.close_slot(
+                        now,
+                        slot,
+                        close_code::GOING_AWAY,
+                        "node shutting down",
+                        CloseMode::Drain,
+                        true,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fires every timer due at `now`: pings, pong timeouts, drain deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(slot) = self.pong_timers.pop_due(now) {
+            self.stats.heartbeat_closes += 1;
+            self.close_slot(
+                now,
+                slot,
+                close_code::HEARTBEAT_TIMEOUT,
+                "heartbeat timeout",
+                CloseMode::Now,
+                true,
+            );
+        }
+        while let Some(slot) = self.ping_timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                continue;
+            };
+            if conn.state != ConnState::Open {
+                continue;
+            }
+            if conn.ping_sent.is_none() {
+                conn.ping_sent = Some(now);
+                self.pong_timers
+                    .schedule(slot, now + self.config.pong_timeout);
+            }
+            self.ping_timers
+                .schedule(slot, now + self.config.ping_interval);
+            self.enqueue(now, slot, ping_frame());
+        }
+        while let Some(slot) = self.drain_timers.pop_due(now) {
+            if let Some(conn) = self.conns.get(slot as usize) {
+                let id = conn.id;
+                self.free(slot);
+                self.outputs.push_back(Output::Abort { conn: id });
+            }
+        }
+    }
+
+    // ----- polls -----
+
+    /// The next thing for the runtime to do. Call until `None` after every mutation.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(out) = self.outputs.pop_front() {
+            return Some(out);
+        }
+        while let Some(slot) = self.ready.pop_front() {
+            if let Some(out) = self.transmit(slot) {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// When [`Shard::handle_timeout`] must next be called; O(1).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.ping_timers.first(),
+            self.pong_timers.first(),
+            self.drain_timers.first(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(at, _)| at)
+        .min()
+    }
+
+    // ----- internals -----
+
+    fn get(&self, conn: ConnId) -> Option<&Conn> {
+        if conn.shard != self.id {
+            return None;
+        }
+        self.conns.get(conn.slot as usize).filter(|c| c.id == conn)
+    }
+
+    fn slot_of(&self, conn: ConnId) -> Option<u32> {
+        self.get(conn).map(|c| c.id.slot)
+    }
+
+    fn open_slot(&self, conn: ConnId) -> Option<u32> {
+        self.get(conn)
+            .filter(|c| c.state == ConnState::Open)
+            .map(|c| c.id.slot)
+    }
+
+    fn report(&mut self, report: Report) {
+        self.outputs.push_back(Output::Report(report));
+    }
+
+    fn generate_client_id(&mut self) -> ClientId {
+        loop {
+            // splitmix64
+            self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let candidate = format!("{z:016x}");
+            if shard_for(&candidate, self.config.shard_count) == self.id
+                && !self.clients.contains_key(candidate.as_str())
+            {
+                return ClientId::from(candidate);
+            }
+        }
+    }
+
+    fn saw_traffic(&mut self, now: Instant, slot: u32) {
+        if let Some(conn) = self.conns.get_mut(slot as usize) {
+            conn.last_seen = now;
+            if conn.ping_sent.take().is_some() {
+                self.pong_timers.cancel(slot);
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, slot: u32) {
+        if let Some(conn) = self.conns.get_mut(slot as usize) {
+            if !conn.ready && !conn.queue.is_empty() && !conn.queue.in_flight() {
+                conn.ready = true;
+                self.ready.push_back(slot);
+            }
+        }
+    }
+
+    fn transmit(&mut self, slot: u32) -> Option<Output> {
+        let conn = self.conns.get_mut(slot as usize)?;
+        conn.ready = false;
+        if conn.queue.in_flight() || conn.queue.is_empty() {
+            return None;
+        }
+        let mut frames = Vec::new();
+        conn.queue.take_batch(
+            self.config.batch_frames,
+            self.config.batch_bytes,
+            &mut frames,
+        );
+        let close = conn.state == ConnState::Draining && conn.queue.is_empty();
+        let id = conn.id;
+        if close {
+            self.free(slot);
+        }
+        Some(Output::Transmit {
+            conn: id,
+            frames,
+            close,
+        })
+    }
+
+    /// Queues `frame` for `slot`, applying the overflow policy. Returns whether it was queued.
+    fn enqueue(&mut self, now: Instant, slot: u32, frame: Bytes) -> bool {
+        let max_bytes = self.config.send_queue_bytes;
+        let max_frames = self.config.send_queue_messages;
+        let policy = self.config.overflow_policy;
+        let Some(conn) = self.conns.get_mut(slot as usize) else {
+            return false;
+        };
+        if conn.state != ConnState::Open {
+            return false;
+        }
+        let mut result = conn.queue.push(frame.clone(), max_bytes, max_frames);
+        if result.is_err() && policy == OverflowPolicy::DropOldest {
+            while result == Err(QueueFull) {
+                let Some(_) = conn.queue.drop_oldest() else {
+                    break;
+                };
+                self.stats.dropped_frames += 1;
+                result = conn.queue.push(frame.clone(), max_bytes, max_frames);
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.mark_ready(slot);
+                true
+            }
+            Err(QueueFull) => {
+                self.stats.slow_consumer_closes += 1;
+                self.close_slot(
+                    now,
+                    slot,
+                    close_code::SLOW_CONSUMER,
+                    "slow consumer",
+                    CloseMode::Now,
+                    true,
+                );
+                false
+            }
+        }
+    }
+
+    /// Queues `frame` to every open connection in `target` (but `skip`); returns the count.
+    fn deliver(&mut self, now: Instant, target: &Target, frame: &Bytes, skip: Option<u32>) -> u64 {
+        let slots = self.take_targets(target);
+        let mut count = 0;
+        for &slot in &slots {
+            if Some(slot) != skip && self.enqueue(now, slot, frame.clone()) {
+                count += 1;
+            }
+        }
+        self.stats.messages_out += count;
+        self.scratch = slots;
+        count
+    }
+
+    /// The open slots `target` names on this shard (in a reused buffer).
+    fn take_targets(&mut self, target: &Target) -> Vec<u32> {
+        let mut slots = std::mem::take(&mut self.scratch);
+        slots.clear();
+        match target {
+            Target::Conn(id) => slots.extend(self.open_slot(*id)),
+            Target::Client(client) => slots.extend(self.clients.get(client.as_str()).copied()),
+            Target::User(user) => {
+                if let Some(s) = self.users.get(user.as_str()) {
+                    slots.extend_from_slice(s);
+                }
+            }
+            Target::Room(room) => {
+                if let Some(r) = self.rooms.get(room.as_str()) {
+                    slots.extend_from_slice(r.members());
+                }
+            }
+            Target::All => slots.extend(
+                self.conns
+                    .iter()
+                    .filter(|(_, c)| c.state == ConnState::Open)
+                    .map(|(k, _)| k as u32),
+            ),
+        }
+        slots
+    }
+
+    /// Adds `slot` to `room`; false when it already was a member or is at its room limit.
+    fn join_slot(&mut self, slot: u32, room: &RoomName) -> bool {
+        let Some(conn) = self.conns.get_mut(slot as usize) else {
+            return false;
+        };
+        if conn.state != ConnState::Open || conn.rooms.len() >= self.config.max_rooms_per_connection
+        {
+            return false;
+        }
+        match self.rooms.join(room, slot) {
+            Membership::Unchanged => false,
+            change => {
+                conn.rooms.push(room.clone());
+                if change == Membership::RoomCreated {
+                    self.report(Report::RoomActive(room.clone()));
+                }
+                true
+            }
+        }
+    }
+
+    /// Removes `slot` from `room`; false when it was not a member.
+    fn leave_slot(&mut self, slot: u32, room: &str) -> bool {
+        let Some(conn) = self.conns.get_mut(slot as usize) else {
+            return false;
+        };
+        let Some(pos) = conn.rooms.iter().position(|r| r.as_str() == room) else {
+            return false;
+        };
+        let name = conn.rooms.remove(pos);
+        if self.rooms.leave(room, slot) == Membership::RoomRemoved {
+            self.report(Report::RoomIdle(name));
+        }
+        true
+    }
+
+    /// Takes an open connection out of every index, room and heartbeat timer; reports it gone.
+    fn detach(&mut self, slot: u32, code: u16, report_down: bool) {
+        let Some(conn) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
+        if conn.state != ConnState::Open {
+            return;
+        }
+        conn.state = ConnState::Draining;
+        let id = conn.id;
+        let client = conn.client.clone();
+        let user = conn.user.clone();
+        let rooms = std::mem::take(&mut conn.rooms);
+        if self.clients.get(client.as_str()) == Some(&slot) {
+            self.clients.remove(client.as_str());
+        }
+        if let Some(user) = user {
+            if let Some(slots) = self.users.get_mut(user.as_str()) {
+                slots.retain(|s| *s != slot);
+                if slots.is_empty() {
+                    self.users.remove(user.as_str());
+                    self.report(Report::UserIdle(user));
+                }
+            }
+        }
+        for room in rooms {
+            if self.rooms.leave(room.as_str(), slot) == Membership::RoomRemoved {
+                self.report(Report::RoomIdle(room));
+            }
+        }
+        self.ping_timers.cancel(slot);
+        self.pong_timers.cancel(slot);
+        self.stats.closed += 1;
+        if report_down {
+            self.report(Report::ClientDown {
+                client: client.clone(),
+                conn: id,
+            });
+        }
+        self.outputs.push_back(Output::Event(Event::Disconnected {
+            conn: id,
+            client,
+            code,
+        }));
+    }
+
+    /// Starts closing `slot` with `code`: detaches it and queues the close frame.
+    fn close_slot(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        code: u16,
+        reason: &str,
+        mode: CloseMode,
+        report_down: bool,
+    ) {
+        let Some(conn) = self.conns.get(slot as usize) else {
+            return;
+        };
+        if conn.state != ConnState::Open {
+            return;
+        }
+        self.detach(slot, code, report_down);
+        let Some(conn) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
+        if mode == CloseMode::Now {
+            conn.queue.clear();
+        }
+        conn.queue.push_unbounded(frame::close(code, reason));
+        self.drain_timers
+            .schedule(slot, now + self.config.drain_timeout);
+        self.mark_ready(slot);
+    }
+
+    /// Removes `slot` from the table and every timer; bumps its generation.
+    fn free(&mut self, slot: u32) {
+        if self.conns.try_remove(slot as usize).is_none() {
+            return;
+        }
+        self.ping_timers.cancel(slot);
+        self.pong_timers.cancel(slot);
+        self.drain_timers.cancel(slot);
+        if let Some(gen) = self.gens.get_mut(slot as usize) {
+            *gen = gen.wrapping_add(1);
+        }
+    }
+}
+
+fn ping_frame() -> Bytes {
+    static PING: [u8; 2] = [0x89, 0x00];
+    Bytes::from_static(&PING)
+}
+
+#[cfg(test)]
+mod tests;
