@@ -154,6 +154,11 @@ impl Shard {
         self.ping_timers.len() + self.pong_timers.len() + self.drain_timers.len()
     }
 
+    /// Bytes held in all send queues (walks the table: for snapshots, not hot paths).
+    pub fn queued_bytes(&self) -> usize {
+        self.conns.iter().map(|(_, c)| c.queue.bytes()).sum()
+    }
+
     /// The counters.
     pub fn stats(&self) -> &ShardStats {
         &self.stats

@@ -1,0 +1,203 @@
+//! What a node does with each HTTP request: upgrade it to a WebSocket (after the origin, token
+//! and name checks), serve an endpoint, call the producer API, or refuse it with a status.
+
+use hub_core::{shard_for, ClientId, OpenParams, RoomName, ShardId, UserId};
+use hub_edge::api::{parse_api, ApiError, ApiRequest};
+use hub_edge::auth::{api_key_ok, JwtVerifier, OriginPolicy};
+use hub_wire::http::{RequestHead, Response};
+
+use crate::settings::Settings;
+
+/// The node's answer to a request head.
+#[derive(Debug)]
+pub enum Decision {
+    /// Upgrade to a WebSocket and open a connection with `params` on `shard`.
+    Upgrade {
+        /// What the connection is opened with.
+        params: OpenParams,
+        /// The shard that must own it (by client id), or none for the least loaded.
+        shard: Option<ShardId>,
+        /// The `Sec-WebSocket-Key` to answer.
+        key: String,
+    },
+    /// `GET /healthz`.
+    Health,
+    /// `GET /stats`.
+    Stats,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /`: the demo page.
+    Demo,
+    /// A producer API call: read the body (Content-Length bytes), then [`Gate::api_request`].
+    Api,
+    /// Answer with this response.
+    Respond(Response),
+}
+
+/// The request policy of a node: origins, client tokens, the API key, names.
+pub struct Gate {
+    origins: OriginPolicy,
+    jwt: Option<JwtVerifier>,
+    api_key: Option<String>,
+    shard_count: u16,
+    max_name_len: usize,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("jwt", &self.jwt.is_some())
+            .field("api_key", &self.api_key.is_some())
+            .finish()
+    }
+}
+
+fn error(status: u16, message: &str) -> Response {
+    Response::json(
+        status,
+        ApiError {
+            status,
+            message: message.to_owned(),
+        }
+        .body(),
+    )
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Gate {
+    /// The policy of a node with these settings.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            origins: OriginPolicy::new(settings.allowed_origins.clone()),
+            jwt: settings
+                .jwt_secret
+                .as_ref()
+                .map(|s| JwtVerifier::new(s.as_bytes())),
+            api_key: settings.api_key.clone(),
+            shard_count: settings.shards,
+            max_name_len: settings.core_config(0).max_name_len,
+        }
+    }
+
+    /// Decides what to do with `head`; `now_unix` is the wall-clock time for token expiry.
+    pub fn decide(&self, head: &RequestHead, now_unix: u64) -> Decision {
+        let path = head.path.as_str();
+        if path == "/ws" || path.starts_with("/ws/") {
+            return self.upgrade(head, now_unix);
+        }
+        if path.starts_with("/api/") || path == "/api" {
+            if !api_key_ok(self.api_key.as_deref(), head.header("authorization")) {
+                return Decision::Respond(
+                    error(401, "missing or wrong API key (Authorization: Bearer KEY)")
+                        .with_header("WWW-Authenticate", "Bearer"),
+                );
+            }
+            return Decision::Api;
+        }
+        let endpoint = match path {
+            "/healthz" => Decision::Health,
+            "/stats" => Decision::Stats,
+            "/metrics" => Decision::Metrics,
+            "/" | "/index.html" => Decision::Demo,
+            _ => return Decision::Respond(error(404, "no such endpoint")),
+        };
+        if head.method != "GET" && head.method != "HEAD" {
+            return Decision::Respond(error(405, "method not allowed").with_header("Allow", "GET"));
+        }
+        endpoint
+    }
+
+    /// Parses a producer API call whose body has been read.
+    pub fn api_request(&self, head: &RequestHead, body: &[u8]) -> Result<ApiRequest, Response> {
+        parse_api(&head.method, &head.path, body).map_err(|e| Response::json(e.status, e.body()))
+    }
+
+    fn upgrade(&self, head: &RequestHead, now_unix: u64) -> Decision {
+        if !head.is_websocket_upgrade() {
+            return Decision::Respond(
+                error(
+                    426,
+                    "this endpoint takes WebSocket upgrades (GET with Upgrade: websocket)",
+                )
+                .with_header("Upgrade", "websocket"),
+            );
+        }
+        let Some(key) = head.websocket_key() else {
+            return Decision::Respond(error(400, "missing Sec-WebSocket-Key"));
+        };
+        if !self
+            .origins
+            .check(head.header("origin"), head.header("host"))
+        {
+            return Decision::Respond(error(403, "origin not allowed"));
+        }
+        let mut params = OpenParams::default();
+        match &self.jwt {
+            Some(jwt) => {
+                let token = head
+                    .query_param("token")
+                    .or_else(|| head.bearer_token().map(str::to_owned));
+                let Some(token) = token else {
+                    return Decision::Respond(error(
+                        401,
+                        "a token is required (query token= or Authorization: Bearer)",
+                    ));
+                };
+                match jwt.verify(&token, now_unix) {
+                    Ok(claims) => {
+                        params.user = Some(UserId::from(claims.sub));
+                        params.client = claims.client_id.map(ClientId::from);
+                        params.rooms = claims.rooms.into_iter().map(RoomName::from).collect();
+                    }
+                    Err(e) => return Decision::Respond(error(401, &format!("token refused: {e}"))),
+                }
+            }
+            None => params.user = head.query_param("user").map(UserId::from),
+        }
+        if params.client.is_none() {
+            params.client = head.query_param("id").map(ClientId::from);
+        }
+        if let Some(room) = head.path.strip_prefix("/ws/") {
+            match percent_decode(room) {
+                Some(room) if !room.is_empty() => params.rooms.push(RoomName::from(room)),
+                _ => return Decision::Respond(error(400, "bad room name in path")),
+            }
+        }
+        let max = self.max_name_len;
+        let bad = |s: &str| s.is_empty() || s.len() > max;
+        if params.client.as_ref().is_some_and(|c| bad(c.as_str()))
+            || params.user.as_ref().is_some_and(|u| bad(u.as_str()))
+            || params.rooms.iter().any(|r| bad(r.as_str()))
+        {
+            return Decision::Respond(error(
+                400,
+                &format!("ids and room names must be 1 to {max} bytes long"),
+            ));
+        }
+        let shard = params
+            .client
+            .as_ref()
+            .map(|c| shard_for(c.as_str(), self.shard_count));
+        Decision::Upgrade {
+            params,
+            shard,
+            key: key.to_owned(),
+        }
+    }
+}

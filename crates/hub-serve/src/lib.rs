@@ -1,0 +1,15 @@
+//! # hub-serve — what every Hubbub runtime shares
+//!
+//! The runtime-neutral half of a node: its [`Settings`], the [`Gate`] that decides what each
+//! HTTP request becomes (upgrade, endpoint, API call, refusal), the mapping of producer API
+//! calls onto the router ([`api`]), and per-IP connection limits ([`IpLimiter`]). The tokio
+//! and smol adapters only move bytes and run tasks around these.
+
+pub mod api;
+pub mod gate;
+pub mod limiter;
+pub mod settings;
+
+pub use gate::{Decision, Gate};
+pub use limiter::IpLimiter;
+pub use settings::{BusSpec, RegistrySpec, RuntimeKind, Settings};

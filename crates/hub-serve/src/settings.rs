@@ -1,0 +1,343 @@
+//! Everything a node is configured with, independent of how it was given (flags, environment,
+//! code). Secrets never appear in `Debug` output.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hub_core::{BusKind, ClusterMode, Config, NodeConfig, NodeId};
+
+/// Which async runtime drives the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// tokio (the default).
+    #[default]
+    Tokio,
+    /// smol / async-io.
+    Smol,
+}
+
+impl RuntimeKind {
+    /// The name used on the command line and in `/stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tokio => "tokio",
+            Self::Smol => "smol",
+        }
+    }
+}
+
+/// Where the connection registry lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RegistrySpec {
+    /// In this process: a single node (the default).
+    #[default]
+    Memory,
+    /// A Redis server, `redis://HOST:PORT[/DB]`.
+    Redis(String),
+    /// etcd endpoints, `HOST:PORT` each.
+    Etcd(Vec<String>),
+}
+
+impl RegistrySpec {
+    /// Parses `memory`, `redis://…` or `etcd://HOST:PORT[,HOST:PORT…]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "memory" {
+            Ok(Self::Memory)
+        } else if s.starts_with("redis://") || s.starts_with("rediss://") {
+            Ok(Self::Redis(s.to_owned()))
+        } else if let Some(rest) = s.strip_prefix("etcd://") {
+            let endpoints: Vec<String> = rest
+                .split(',')
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if endpoints.is_empty() {
+                return Err(format!(
+                    "expected etcd://HOST:PORT[,HOST:PORT...], got {s:?}"
+                ));
+            }
+            Ok(Self::Etcd(endpoints))
+        } else {
+            Err(format!(
+                "expected memory, redis://HOST:PORT[/DB] or etcd://HOST:PORT[,...], got {s:?}"
+            ))
+        }
+    }
+
+    /// A display form without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Memory => "memory".into(),
+            Self::Redis(url) => redact_url(url),
+            Self::Etcd(endpoints) => format!("etcd://{}", endpoints.join(",")),
+        }
+    }
+}
+
+/// How room publishes and broadcasts reach other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BusSpec {
+    /// Node-to-node gRPC (the default).
+    #[default]
+    Grpc,
+    /// Redis pub/sub at this URL.
+    Redis(String),
+}
+
+impl BusSpec {
+    /// Parses `grpc` or `redis://…`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "grpc" {
+            Ok(Self::Grpc)
+        } else if s.starts_with("redis://") || s.starts_with("rediss://") {
+            Ok(Self::Redis(s.to_owned()))
+        } else {
+            Err(format!("expected grpc or redis://HOST:PORT, got {s:?}"))
+        }
+    }
+
+    /// A display form without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Grpc => "grpc".into(),
+            Self::Redis(url) => redact_url(url),
+        }
+    }
+}
+
+/// `redis://user:pass@host` → `redis://***@host`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A node's settings. `Settings::default()` is `hubbub serve` with no flags.
+#[derive(Clone)]
+pub struct Settings {
+    /// HTTP/WebSocket listen address. Default 127.0.0.1:8080.
+    pub listen: SocketAddr,
+    /// The async runtime. Default tokio.
+    pub runtime: RuntimeKind,
+    /// Shards (one task each). Default: one per core.
+    pub shards: u16,
+    /// The node's name. Default: derived from the listen address.
+    pub node_id: Option<String>,
+    /// gRPC listen address for the producer and node-to-node services.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Address other nodes use to reach this node's gRPC service.
+    pub advertise: Option<String>,
+    /// The connection registry. Default memory.
+    pub registry: RegistrySpec,
+    /// The broadcast bus. Default grpc.
+    pub bus: BusSpec,
+    /// Lifetime of the node's registry lease. Default 10 s.
+    pub lease_ttl: Duration,
+    /// API key required by the producer API.
+    pub api_key: Option<String>,
+    /// HS256 secret for client JWTs.
+    pub jwt_secret: Option<String>,
+    /// Origins allowed besides same-origin and non-browser clients.
+    pub allowed_origins: Vec<String>,
+    /// Whether clients may broadcast to everyone.
+    pub allow_client_broadcast: bool,
+    /// Server ping interval. Default 25 s.
+    pub ping_interval: Duration,
+    /// Time allowed for a pong. Default 10 s.
+    pub pong_timeout: Duration,
+    /// Largest client message. Default 64 KiB.
+    pub max_message_size: usize,
+    /// Send queue bound per connection. Default 1 MiB.
+    pub send_queue_bytes: usize,
+    /// WebSocket connections allowed per client IP (none: unlimited).
+    pub max_connections_per_ip: Option<u32>,
+    /// How long a shutdown waits for queues to drain. Default 10 s.
+    pub shutdown_timeout: Duration,
+    /// Time allowed for a new connection to send its request head. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let core = Config::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            runtime: RuntimeKind::Tokio,
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get().min(256) as u16),
+            node_id: None,
+            grpc_listen: None,
+            advertise: None,
+            registry: RegistrySpec::Memory,
+            bus: BusSpec::Grpc,
+            lease_ttl: Duration::from_secs(10),
+            api_key: None,
+            jwt_secret: None,
+            allowed_origins: Vec::new(),
+            allow_client_broadcast: false,
+            ping_interval: core.ping_interval,
+            pong_timeout: core.pong_timeout,
+            max_message_size: core.max_message_size,
+            send_queue_bytes: core.send_queue_bytes,
+            max_connections_per_ip: None,
+            shutdown_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<set>");
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("runtime", &self.runtime)
+            .field("shards", &self.shards)
+            .field("node_id", &self.node_id)
+            .field("grpc_listen", &self.grpc_listen)
+            .field("advertise", &self.advertise)
+            .field("registry", &self.registry.describe())
+            .field("bus", &self.bus.describe())
+            .field("lease_ttl", &self.lease_ttl)
+            .field("api_key", &secret(&self.api_key))
+            .field("jwt_secret", &secret(&self.jwt_secret))
+            .field("allowed_origins", &self.allowed_origins)
+            .field("allow_client_broadcast", &self.allow_client_broadcast)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("send_queue_bytes", &self.send_queue_bytes)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// The node's name: `--node-id`, or `node-PORT` from the listen address.
+    pub fn node_name(&self) -> String {
+        self.node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", self.listen.port()))
+    }
+
+    /// Whether the node is part of a cluster (a shared registry is configured).
+    pub fn clustered(&self) -> bool {
+        self.registry != RegistrySpec::Memory
+    }
+
+    /// The core configuration these settings imply (`seed` seeds generated client ids).
+    pub fn core_config(&self, seed: u64) -> Config {
+        Config {
+            node_id: NodeId::from(self.node_name()),
+            shard_count: self.shards,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            max_message_size: self.max_message_size,
+            send_queue_bytes: self.send_queue_bytes,
+            allow_client_broadcast: self.allow_client_broadcast,
+            seed,
+            ..Config::default()
+        }
+    }
+
+    /// The router configuration these settings imply.
+    pub fn node_config(&self) -> NodeConfig {
+        let mut config = NodeConfig::standalone(NodeId::from(self.node_name()), self.shards);
+        if self.clustered() {
+            let bus = match self.bus {
+                BusSpec::Grpc => BusKind::Grpc,
+                BusSpec::Redis(_) => BusKind::Redis,
+            };
+            config.mode = ClusterMode::Cluster { bus };
+        }
+        config
+    }
+
+    /// Checks the settings as a whole; the error is one line naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        self.core_config(0)
+            .validate()
+            .map_err(|e| format!("--{}: {}", e.setting, e.problem))?;
+        if self.shutdown_timeout.is_zero() {
+            return Err("--shutdown-timeout: must be above zero".into());
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            return Err("--lease-ttl: must be at least 1s".into());
+        }
+        if self.max_connections_per_ip == Some(0) {
+            return Err("--max-connections-per-ip: must be at least 1".into());
+        }
+        if self.clustered() && self.grpc_listen.is_none() {
+            return Err("--grpc-listen: a clustered node (--registry redis:// or etcd://) needs a gRPC address".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_standalone() {
+        let s = Settings::default();
+        s.validate().expect("valid");
+        assert!(!s.clustered());
+        assert_eq!(s.node_name(), "node-8080");
+        assert_eq!(s.node_config().mode, ClusterMode::Standalone);
+    }
+
+    #[test]
+    fn specs_parse_and_redact() {
+        assert_eq!(RegistrySpec::parse("memory"), Ok(RegistrySpec::Memory));
+        assert_eq!(
+            RegistrySpec::parse("etcd://a:1,b:2"),
+            Ok(RegistrySpec::Etcd(vec!["a:1".into(), "b:2".into()]))
+        );
+        assert!(RegistrySpec::parse("etcd://").is_err());
+        assert!(RegistrySpec::parse("mysql://x").is_err());
+        assert_eq!(
+            RegistrySpec::Redis("redis://u:p@h:1/0".into()).describe(),
+            "redis://***@h:1/0"
+        );
+        assert_eq!(BusSpec::parse("grpc"), Ok(BusSpec::Grpc));
+        assert!(BusSpec::parse("kafka").is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let s = Settings {
+            api_key: Some("hunter2".into()),
+            jwt_secret: Some("s3cret".into()),
+            ..Settings::default()
+        };
+        let text = format!("{s:?}");
+        assert!(!text.contains("hunter2") && !text.contains("s3cret"));
+        assert!(text.contains("<set>"));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let s = Settings {
+            shards: 0,
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .expect_err("zero shards")
+            .starts_with("--shards"));
+        let s = Settings {
+            registry: RegistrySpec::Redis("redis://h:1".into()),
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .expect_err("no grpc")
+            .starts_with("--grpc-listen"));
+    }
+}

@@ -1,0 +1,210 @@
+//! The command line: `hubbub serve` and its flags, each with a `HUBBUB_*` environment
+//! equivalent.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hub_edge::units::{parse_duration, parse_size};
+use hub_serve::{BusSpec, RegistrySpec, RuntimeKind, Settings};
+
+/// Hubbub: a distributed WebSocket hub.
+#[derive(Debug, Parser)]
+#[command(name = "hubbub", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a node: WebSocket clients on /ws, the producer API on /api, health, stats and
+    /// metrics, and a demo page on /.
+    Serve(ServeArgs),
+}
+
+/// The async runtime, as named on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RuntimeArg {
+    /// tokio, multi-threaded.
+    Tokio,
+    /// smol / async-io.
+    Smol,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn size(s: &str) -> Result<usize, String> {
+    parse_size(s)
+}
+
+fn registry(s: &str) -> Result<RegistrySpec, String> {
+    RegistrySpec::parse(s)
+}
+
+fn bus(s: &str) -> Result<BusSpec, String> {
+    BusSpec::parse(s)
+}
+
+fn shards(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of shards from 1 to 1024, got {s:?}"
+        )),
+    }
+}
+
+fn positive(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expected a whole number above zero, got {s:?}")),
+    }
+}
+
+/// Flags of `hubbub serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address for WebSocket clients, the producer HTTP API and the endpoints.
+    #[arg(
+        long,
+        env = "HUBBUB_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub(crate) listen: SocketAddr,
+
+    /// Async runtime driving the node.
+    #[arg(long, env = "HUBBUB_RUNTIME", value_enum, default_value = "tokio")]
+    pub(crate) runtime: RuntimeArg,
+
+    /// Number of shards (one task each) [default: one per core].
+    #[arg(long, env = "HUBBUB_SHARDS", value_name = "N", value_parser = shards)]
+    pub(crate) shards: Option<u16>,
+
+    /// This node's name in the cluster and in `welcome` frames [default: node-PORT].
+    #[arg(long, env = "HUBBUB_NODE_ID", value_name = "NAME")]
+    pub(crate) node_id: Option<String>,
+
+    /// Address of the gRPC service (producer API and node-to-node); needed in a cluster.
+    #[arg(long, env = "HUBBUB_GRPC_LISTEN", value_name = "ADDR")]
+    pub(crate) grpc_listen: Option<SocketAddr>,
+
+    /// Address other nodes use to reach this node's gRPC service [default: --grpc-listen].
+    #[arg(long, env = "HUBBUB_ADVERTISE", value_name = "ADDR")]
+    pub(crate) advertise: Option<String>,
+
+    /// Connection registry: memory (one node), redis://HOST:PORT[/DB] or
+    /// etcd://HOST:PORT[,HOST:PORT...].
+    #[arg(long, env = "HUBBUB_REGISTRY", default_value = "memory", value_name = "SPEC", value_parser = registry)]
+    pub(crate) registry: RegistrySpec,
+
+    /// Broadcast bus between nodes: grpc, or redis://HOST:PORT for Redis pub/sub.
+    #[arg(long, env = "HUBBUB_BUS", default_value = "grpc", value_name = "SPEC", value_parser = bus)]
+    pub(crate) bus: BusSpec,
+
+    /// Lifetime of this node's registry lease; a crashed node's clients read offline after it.
+    #[arg(long, env = "HUBBUB_LEASE_TTL", default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub(crate) lease_ttl: Duration,
+
+    /// API key the producer API requires (Authorization: Bearer KEY) [default: none, open].
+    #[arg(
+        long,
+        env = "HUBBUB_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
+
+    /// HS256 secret: clients then need a JWT (query token= or Authorization: Bearer) whose
+    /// `sub` is their user id and which has `exp` [default: none, no tokens].
+    #[arg(
+        long,
+        env = "HUBBUB_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) jwt_secret: Option<String>,
+
+    /// Browser origins allowed besides the node's own (comma-separated; * for any).
+    /// Clients that send no Origin (non-browsers) are always allowed.
+    #[arg(
+        long,
+        env = "HUBBUB_ALLOWED_ORIGINS",
+        value_name = "ORIGIN,...",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_origins: Vec<String>,
+
+    /// Let clients send {"type":"broadcast"} to every connection.
+    #[arg(long, env = "HUBBUB_ALLOW_CLIENT_BROADCAST")]
+    pub(crate) allow_client_broadcast: bool,
+
+    /// How often the node pings each client.
+    #[arg(long, env = "HUBBUB_PING_INTERVAL", default_value = "25s", value_name = "DURATION", value_parser = duration)]
+    pub(crate) ping_interval: Duration,
+
+    /// How long a client may stay silent after a ping before it is closed (4001).
+    #[arg(long, env = "HUBBUB_PONG_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub(crate) pong_timeout: Duration,
+
+    /// Largest message a client may send; larger ones close the connection (1009).
+    #[arg(long, env = "HUBBUB_MAX_MESSAGE_SIZE", default_value = "64KiB", value_name = "SIZE", value_parser = size)]
+    pub(crate) max_message_size: usize,
+
+    /// Send queue bound per connection; a client that falls this far behind is closed (4008).
+    #[arg(long, env = "HUBBUB_SEND_QUEUE_BYTES", default_value = "1MiB", value_name = "SIZE", value_parser = size)]
+    pub(crate) send_queue_bytes: usize,
+
+    /// WebSocket connections allowed per client IP address [default: unlimited].
+    #[arg(long, env = "HUBBUB_MAX_CONNECTIONS_PER_IP", value_name = "N", value_parser = positive)]
+    pub(crate) max_connections_per_ip: Option<u32>,
+
+    /// How long SIGINT/SIGTERM waits for clients to receive their 1001 close.
+    #[arg(long, env = "HUBBUB_SHUTDOWN_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub(crate) shutdown_timeout: Duration,
+
+    /// Time a new connection has to send its HTTP request head.
+    #[arg(long, env = "HUBBUB_HANDSHAKE_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// The node settings these flags describe.
+    pub(crate) fn settings(&self) -> Settings {
+        let defaults = Settings::default();
+        Settings {
+            listen: self.listen,
+            runtime: match self.runtime {
+                RuntimeArg::Tokio => RuntimeKind::Tokio,
+                RuntimeArg::Smol => RuntimeKind::Smol,
+            },
+            shards: self.shards.unwrap_or(defaults.shards),
+            node_id: self.node_id.clone(),
+            grpc_listen: self.grpc_listen,
+            advertise: self.advertise.clone(),
+            registry: self.registry.clone(),
+            bus: self.bus.clone(),
+            lease_ttl: self.lease_ttl,
+            api_key: self.api_key.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            allow_client_broadcast: self.allow_client_broadcast,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            max_message_size: self.max_message_size,
+            send_queue_bytes: self.send_queue_bytes,
+            max_connections_per_ip: self.max_connections_per_ip,
+            shutdown_timeout: self.shutdown_timeout,
+            handshake_timeout: self.handshake_timeout,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! One task per WebSocket connection: decode what the client sends into shard inputs, and
+//! write what the shard transmits.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hub_core::shard::{Input, OpenParams};
+use hub_core::{ConnId, ShardId};
+use hub_wire::ws::{Decoded, FrameDecoder};
+use tokio::sync::oneshot;
+
+use crate::hub::{Hub, HubError};
+use crate::mailbox::{Mailbox, WriterCmd};
+use crate::shard_task::{ShardMsg, ShardTx};
+use crate::socket::{ReadOutcome, Socket};
+
+/// Opens a connection on a shard and runs it until it ends.
+pub(crate) async fn open_and_run(
+    hub: Hub,
+    socket: Socket,
+    leftover: Bytes,
+    params: OpenParams,
+    shard: Option<ShardId>,
+) -> Result<(), HubError> {
+    let shard = hub.pick_shard(shard);
+    let Some(tx) = hub.shard_tx(shard).cloned() else {
+        return Err(HubError::Stopped);
+    };
+    let mailbox = Hub::new_mailbox();
+    let (reply_tx, reply_rx) = oneshot::channel();
+    tx.control
+        .send(ShardMsg::Open {
+            params,
+            mailbox: mailbox.clone(),
+            reply: reply_tx,
+        })
+        .map_err(|_| HubError::Stopped)?;
+    let conn = reply_rx.await.map_err(|_| HubError::Stopped)??;
+    hub.inner.live.fetch_add(1, Ordering::AcqRel);
+    tracing::debug!(%conn, "connected");
+    run(&hub, socket, leftover, conn, mailbox, tx).await;
+    tracing::debug!(%conn, "disconnected");
+    if hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        hub.inner.all_closed.notify_waiters();
+    }
+    Ok(())
+}
+
+async fn run(
+    hub: &Hub,
+    mut socket: Socket,
+    leftover: Bytes,
+    conn: ConnId,
+    mailbox: Arc<Mailbox>,
+    tx: ShardTx,
+) {
+    let mut decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
+    let mut decoded = Vec::new();
+    let mut reading = true;
+    if !leftover.is_empty() {
+        let outcome = match decoder.decode(&leftover, &mut decoded) {
+            Ok(()) => ReadOutcome::Data,
+            Err(e) => ReadOutcome::Protocol(e),
+        };
+        match forward(conn, &tx, &mut decoded, outcome).await {
+            Next::Read => {}
+            Next::WaitForClose => reading = false,
+            Next::End => return,
+        }
+    }
+    loop {
+        let cmd = tokio::select! {
+            biased;
+            cmd = mailbox.take() => cmd,
+            outcome = socket.read_decoded(&mut decoder, &mut decoded), if reading => {
+                let outcome = outcome.unwrap_or(ReadOutcome::Eof);
+                match forward(conn, &tx, &mut decoded, outcome).await {
+                    Next::Read => {}
+                    Next::WaitForClose => reading = false,
+                    Next::End => return,
+                }
+                continue;
+            }
+        };
+        match cmd {
+            WriterCmd::Transmit { frames, close } => {
+                // The shard sends nothing more before `Sent` but an abort (drain deadline).
+                let written = tokio::select! {
+                    result = socket.write_frames(frames) => result.is_ok(),
+                    _ = mailbox.take() => false,
+                };
+                if !written {
+                    break;
+                }
+                if close {
+                    socket.shutdown().await;
+                    return;
+                }
+                if tx
+                    .control
+                    .send(ShardMsg::Input(Input::Sent { conn }))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            WriterCmd::Abort => return,
+        }
+    }
+    let _ = tx.control.send(ShardMsg::Input(Input::Closed { conn }));
+}
+
+/// What the connection task does after a read.
+enum Next {
+    /// Keep reading.
+    Read,
+    /// Stop reading; the shard will transmit the close frame.
+    WaitForClose,
+    /// The socket is gone and the shard knows it.
+    End,
+}
+
+/// Passes decoded messages to the shard; says what to do next.
+async fn forward(
+    conn: ConnId,
+    tx: &ShardTx,
+    decoded: &mut Vec<Decoded>,
+    outcome: ReadOutcome,
+) -> Next {
+    for message in decoded.drain(..) {
+        let input = match message {
+            Decoded::Text(data) => Input::Message {
+                conn,
+                data,
+                binary: false,
+            },
+            Decoded::Binary(data) => Input::Message {
+                conn,
+                data,
+                binary: true,
+            },
+            Decoded::Ping(payload) => Input::Ping { conn, payload },
+            Decoded::Pong(_) => Input::Activity { conn },
+            Decoded::Close { code, .. } => {
+                // Echo the client's code when it is one we may send back, else 1000.
+                let code = code
+                    .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
+                    .unwrap_or(1000);
+                let _ = tx
+                    .data
+                    .send(Input::Close {
+                        conn,
+                        code,
+                        reason: String::new(),
+                    })
+                    .await;
+                return Next::WaitForClose;
+            }
+        };
+        if tx.data.send(input).await.is_err() {
+            return Next::End;
+        }
+    }
+    match outcome {
+        ReadOutcome::Data => Next::Read,
+        // Sent on the data channel, behind the messages read before them.
+        ReadOutcome::Eof => {
+            let _ = tx.data.send(Input::Closed { conn }).await;
+            Next::End
+        }
+        ReadOutcome::Protocol(e) => {
+            let _ = tx
+                .data
+                .send(Input::Close {
+                    conn,
+                    code: e.code,
+                    reason: e.reason.to_owned(),
+                })
+                .await;
+            Next::WaitForClose
+        }
+    }
+}
