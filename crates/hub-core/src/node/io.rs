@@ -26,6 +26,14 @@ pub enum Command {
         /// The client id.
         client: ClientId,
     },
+    /// Deliver a finished frame to `target` on this node only (never forwarded); replies
+    /// [`Reply::Delivered`]. For the unary node-to-node calls.
+    DeliverLocal {
+        /// Who gets it.
+        target: Target,
+        /// The finished server frame.
+        frame: Bytes,
+    },
     /// Add `client`'s connection to `room` (on this node); replies [`Reply::Delivered`] with
     /// the number of connections that joined.
     Join {
@@ -209,6 +217,15 @@ pub enum Input {
     },
     /// A change in the cluster.
     Cluster(ClusterEvent),
+    /// The registry says `client`, which just connected here, was registered on `node`
+    /// before: that node must close its connection with 4000 (client ids are unique in the
+    /// cluster).
+    Displaced {
+        /// The client id.
+        client: ClientId,
+        /// The node that held it.
+        node: NodeId,
+    },
 }
 
 /// Something the runtime must do, drained with [`Node::poll_output`](super::Node::poll_output).

@@ -245,7 +245,12 @@ impl Node {
         match input {
             Input::Command { req, command } => self.on_command(now, req, command),
             Input::Shard { shard, report } => self.on_report(now, shard, report),
-            Input::Peer { from, message } => self.on_peer(now, from, message),
+            // A standalone node has no peers: what claims to come from one is ignored, so
+            // nothing (not even a reply) ever leaves the node.
+            Input::Peer { from, message } if self.is_clustered() => {
+                self.on_peer(now, from, message)
+            }
+            Input::Peer { .. } => {}
             Input::PeerFailed { node: _, id } => {
                 self.stats.peer_failures += 1;
                 if let Some(id) = id {
@@ -273,6 +278,15 @@ impl Node {
                 if self.peers.insert(node.clone()) && self.bus() == Some(BusKind::Grpc) {
                     let rooms = self.rooms();
                     self.send_peer(node, PeerMessage::InterestSnapshot { rooms });
+                }
+            }
+            Input::Displaced { client, node } => {
+                if node != self.config.node_id && self.is_clustered() {
+                    let op = RemoteOp::Disconnect {
+                        client,
+                        code: close_code::REPLACED,
+                    };
+                    self.send_peer(node, PeerMessage::Request { id: None, op });
                 }
             }
             Input::Cluster(ClusterEvent::NodeDown(node)) => {
@@ -389,6 +403,9 @@ impl Node {
         match command {
             Command::Deliver { target, frame } => {
                 self.route(now, origin, target, frame, None, true)
+            }
+            Command::DeliverLocal { target, frame } => {
+                self.route(now, origin, target, frame, None, false)
             }
             Command::Online { client } => {
                 let shard = self.owner_shard(client.as_str());

@@ -498,3 +498,60 @@ fn remote_delivery_is_local_only() {
         }]
     ));
 }
+
+#[test]
+fn displaced_client_is_closed_on_its_old_node_with_4000() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
+    n.handle_input(
+        now,
+        Input::Displaced {
+            client: "c".into(),
+            node: "old".into(),
+        },
+    );
+    let out = drain(&mut n);
+    assert!(matches!(
+        &out[..],
+        [Output::ToPeer { node, message: PeerMessage::Request { id: None, op: RemoteOp::Disconnect { code: 4000, .. } } }]
+            if node.as_str() == "old"
+    ));
+    n.handle_input(
+        now,
+        Input::Displaced {
+            client: "c".into(),
+            node: "me".into(),
+        },
+    );
+    assert!(drain(&mut n).is_empty(), "never told to itself");
+}
+
+#[test]
+fn local_delivery_command_never_leaves_the_node() {
+    let now = Instant::now();
+    let mut n = node(
+        ClusterMode::Cluster {
+            bus: BusKind::Redis,
+        },
+        2,
+    );
+    n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
+    drain(&mut n);
+    n.handle_input(
+        now,
+        Input::Command {
+            req: RequestId(4),
+            command: Command::DeliverLocal {
+                target: Target::All,
+                frame: frame(),
+            },
+        },
+    );
+    let out = drain(&mut n);
+    assert!(
+        out.iter().all(|o| matches!(o, Output::ToShard { .. })),
+        "{out:?}"
+    );
+    let out = answer_shards(&mut n, now, &out, 1, false);
+    assert_eq!(replies(&out), vec![(RequestId(4), Reply::Delivered(2))]);
+}
