@@ -1,8 +1,40 @@
 #!/usr/bin/env bash
-# Runs every check and test of the workspace. Installs what the tests need on a bare machine.
+# Runs every check and test of the workspace: formatting, lints, the core's dependency rule,
+# unit, property, simulation and integration tests (real binary, real Redis, real etcd).
+# On a bare machine it installs what the tests need (Debian packages redis-server and
+# etcd-server) when it runs as root; otherwise it says what is missing and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "the tests need these Debian packages: ${missing[*]} (apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+fi
+
+echo "== format"
 cargo fmt --all --check
+
+echo "== hub-core depends on no runtime, network or async crate"
+forbidden='^(tokio|smol|async-io|async-std|futures|futures-util|futures-core|tonic|redis|etcd-client|mio|hyper) '
+if cargo tree -p hub-core -e normal --prefix none --format '{p}' | grep -E "$forbidden"; then
+    echo "hub-core must stay sans-IO: the crates above must not be among its dependencies" >&2
+    exit 1
+fi
+
+echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build the binary the integration tests run"
 cargo build -p hubbub
+
+echo "== tests"
 cargo test --workspace

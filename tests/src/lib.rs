@@ -5,6 +5,8 @@
 //! `tests/run-all.sh` builds it first. A missing binary fails the test with a message saying
 //! so, never a skip.
 
+pub mod servers;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -54,6 +56,15 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// Starts a cluster node: `--node-id NAME --grpc-listen 127.0.0.1:PORT` plus `flags`;
+    /// returns the node and its gRPC address.
+    pub fn start_clustered(name: &str, flags: &[&str]) -> (TestNode, String) {
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let mut all = vec!["--node-id", name, "--grpc-listen", grpc.as_str()];
+        all.extend_from_slice(flags);
+        (TestNode::start(&all), grpc)
+    }
+
     /// Starts `hubbub serve --listen 127.0.0.1:PORT FLAGS...` and waits until it answers.
     pub fn start(flags: &[&str]) -> TestNode {
         let port = free_port();
@@ -92,6 +103,23 @@ impl TestNode {
     /// `ws://ADDR` + `path`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([&format!("-{name}"), &child.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Kills the process at once (no graceful shutdown) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status (None if it did not exit in 15 s).
@@ -260,7 +288,18 @@ impl HttpReply {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+/// Idle keep-alive connections per node address: the tests make thousands of API calls, and
+/// a fresh connection each would exhaust loopback's ephemeral ports with TIME_WAIT sockets.
+static POOL: std::sync::Mutex<Vec<(SocketAddr, TcpStream)>> = std::sync::Mutex::new(Vec::new());
+
+fn pooled(addr: SocketAddr) -> Option<TcpStream> {
+    let mut pool = POOL.lock().ok()?;
+    let i = pool.iter().position(|(a, _)| *a == addr)?;
+    Some(pool.swap_remove(i).1)
+}
+
+/// One HTTP/1.1 request over a pooled keep-alive connection (a fresh one when none is idle,
+/// or when the pooled one turns out closed).
 pub async fn http(
     addr: SocketAddr,
     method: &str,
@@ -268,10 +307,9 @@ pub async fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> HttpReply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -279,23 +317,76 @@ pub async fn http(
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream.write_all(request.as_bytes()).await.expect("write");
+    for attempt in 0..2 {
+        let stream = match (attempt, pooled(addr)) {
+            (0, Some(s)) => s,
+            _ => TcpStream::connect(addr).await.expect("connect"),
+        };
+        if let Some((reply, stream)) = exchange(stream, request.as_bytes()).await {
+            if let (Some(stream), Ok(mut pool)) = (stream, POOL.lock()) {
+                pool.push((addr, stream));
+            }
+            return reply;
+        }
+    }
+    panic!("no HTTP answer from {addr} for {method} {path}");
+}
+
+/// Sends one request and reads one response; the stream comes back when it may be reused.
+async fn exchange(mut stream: TcpStream, request: &[u8]) -> Option<(HttpReply, Option<TcpStream>)> {
+    stream.write_all(request).await.ok()?;
     let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    HttpReply { status, body }
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if raw.len() >= end + 4 + length {
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let body = String::from_utf8_lossy(&raw[end + 4..end + 4 + length]).into_owned();
+                let reusable = !head.to_ascii_lowercase().contains("connection: close");
+                return Some((HttpReply { status, body }, reusable.then_some(stream)));
+            }
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true or `within` passes; whether it did.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `POST path` with a JSON body.

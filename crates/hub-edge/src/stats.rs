@@ -49,6 +49,31 @@ pub struct NodeSnapshot {
     pub peers: Vec<String>,
     /// Why the node is degraded (registry or bus unreachable), or `None` when healthy.
     pub degraded: Option<String>,
+    /// Counters of the cluster plumbing (all zero on a standalone node).
+    pub cluster: ClusterCounters,
+}
+
+/// Counters of a node's cluster plumbing: registry, peer links, bus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterCounters {
+    /// Registry commands applied.
+    pub registry_ops: u64,
+    /// Registry calls that failed.
+    pub registry_errors: u64,
+    /// Times the node (re)joined the registry.
+    pub registry_joins: u64,
+    /// Messages sent to peers.
+    pub peer_sent: u64,
+    /// Messages received from peers.
+    pub peer_received: u64,
+    /// Messages that could not be sent to a peer.
+    pub peer_errors: u64,
+    /// Times the bus came (back) up.
+    pub bus_reconnects: u64,
+    /// Frames published on the bus.
+    pub bus_published: u64,
+    /// Bus calls that failed.
+    pub bus_errors: u64,
 }
 
 impl NodeSnapshot {
@@ -136,6 +161,17 @@ pub fn stats_json(s: &NodeSnapshot) -> String {
         "bus_publishes": r.bus_publishes,
         "bus_received": r.bus_received,
         "bus_echoes": r.bus_echoes,
+        "cluster": {
+            "registry_ops": s.cluster.registry_ops,
+            "registry_errors": s.cluster.registry_errors,
+            "registry_joins": s.cluster.registry_joins,
+            "peer_sent": s.cluster.peer_sent,
+            "peer_received": s.cluster.peer_received,
+            "peer_errors": s.cluster.peer_errors,
+            "bus_reconnects": s.cluster.bus_reconnects,
+            "bus_published": s.cluster.bus_published,
+            "bus_errors": s.cluster.bus_errors,
+        },
         "shards": shards,
         "peers": s.peers,
     })
@@ -352,6 +388,47 @@ pub fn metrics_text(s: &NodeSnapshot) -> String {
             "Own bus messages that came back and were ignored.",
             r.bus_echoes,
         ),
+        (
+            "registry_ops",
+            "Registry commands applied.",
+            s.cluster.registry_ops,
+        ),
+        (
+            "registry_errors",
+            "Registry calls that failed.",
+            s.cluster.registry_errors,
+        ),
+        (
+            "registry_joins",
+            "Times the node (re)joined the registry.",
+            s.cluster.registry_joins,
+        ),
+        (
+            "peer_messages_sent",
+            "Messages sent to peer nodes over links.",
+            s.cluster.peer_sent,
+        ),
+        (
+            "peer_messages_received",
+            "Messages received from peer nodes.",
+            s.cluster.peer_received,
+        ),
+        (
+            "peer_link_errors",
+            "Messages that could not be sent to a peer.",
+            s.cluster.peer_errors,
+        ),
+        (
+            "bus_reconnects",
+            "Times the bus came (back) up.",
+            s.cluster.bus_reconnects,
+        ),
+        (
+            "bus_published",
+            "Frames published on the bus.",
+            s.cluster.bus_published,
+        ),
+        ("bus_errors", "Bus calls that failed.", s.cluster.bus_errors),
     ] {
         m.counter(name, help, value);
     }

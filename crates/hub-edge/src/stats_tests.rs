@@ -50,6 +50,7 @@ fn snapshot() -> NodeSnapshot {
         rooms: 2,
         peers: vec!["node-b".into(), "node-c".into()],
         degraded: None,
+        cluster: Default::default(),
     }
 }
 

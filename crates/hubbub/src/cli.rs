@@ -21,7 +21,77 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a node: WebSocket clients on /ws, the producer API on /api, health, stats and
     /// metrics, and a demo page on /.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Deliver DATA (JSON) to client ID, wherever it is connected.
+    Emit {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The client id.
+        id: String,
+        /// The payload, as JSON text (e.g. '{"text":"hi"}' or '"hi"').
+        data: String,
+    },
+    /// Deliver DATA (JSON) to every connection of USER.
+    EmitUser {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The user id.
+        user: String,
+        /// The payload, as JSON text.
+        data: String,
+    },
+    /// Deliver DATA (JSON) to every member of ROOM.
+    Publish {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The room.
+        room: String,
+        /// The payload, as JSON text.
+        data: String,
+    },
+    /// Deliver DATA (JSON) to every connection of the cluster.
+    Broadcast {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The payload, as JSON text.
+        data: String,
+    },
+    /// Is client ID connected, and on which node?
+    Online {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The client id.
+        id: String,
+    },
+    /// Close client ID's connection (close code 4003).
+    Disconnect {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The client id.
+        id: String,
+    },
+}
+
+/// Which node a producer command talks to.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// gRPC address of any node (its --grpc-listen).
+    #[arg(
+        long,
+        env = "HUBBUB_SERVER",
+        default_value = "127.0.0.1:8081",
+        value_name = "ADDR"
+    )]
+    pub(crate) server: String,
+
+    /// API key, when the node requires one.
+    #[arg(
+        long,
+        env = "HUBBUB_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
 }
 
 /// The async runtime, as named on the command line.

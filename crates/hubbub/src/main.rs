@@ -32,9 +32,79 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
     match cli.command {
-        cli::Command::Serve(args) => serve(args),
+        cli::Command::Serve(args) => {
+            init_logging();
+            serve(*args)
+        }
+        other => produce(other),
+    }
+}
+
+/// Runs one producer command against a node's gRPC service and prints the JSON answer.
+fn produce(command: cli::Command) -> ExitCode {
+    use cli::Command as C;
+    use serde_json::json;
+    let server = match &command {
+        C::Emit { server, .. }
+        | C::EmitUser { server, .. }
+        | C::Publish { server, .. }
+        | C::Broadcast { server, .. }
+        | C::Online { server, .. }
+        | C::Disconnect { server, .. } => server,
+        C::Serve(_) => return ExitCode::from(2),
+    };
+    let data_ok = |d: &str| serde_json::from_str::<serde_json::Value>(d).is_ok();
+    if let C::Emit { data, .. }
+    | C::EmitUser { data, .. }
+    | C::Publish { data, .. }
+    | C::Broadcast { data, .. } = &command
+    {
+        if !data_ok(data) {
+            eprintln!("hubbub: DATA must be JSON text, e.g. '\"hi\"' or '{{\"text\":\"hi\"}}'; got {data:?}");
+            return ExitCode::from(2);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hubbub: cannot start the tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let mut client =
+            hubbub_client::Client::connect(&server.server, server.api_key.clone()).await?;
+        let answer = match &command {
+            C::Emit { id, data, .. } => json!({"delivered": client.emit(id, data).await?}),
+            C::EmitUser { user, data, .. } => {
+                json!({"delivered": client.emit_user(user, data).await?})
+            }
+            C::Publish { room, data, .. } => {
+                json!({"delivered": client.publish(room, data).await?})
+            }
+            C::Broadcast { data, .. } => json!({"delivered": client.broadcast(data).await?}),
+            C::Online { id, .. } => match client.online(id).await? {
+                Some(node) => json!({"online": true, "node": node}),
+                None => json!({"online": false}),
+            },
+            C::Disconnect { id, .. } => json!({"disconnected": client.disconnect(id).await?}),
+            C::Serve(_) => json!(null),
+        };
+        Ok::<_, hubbub_client::ClientError>(answer)
+    });
+    match result {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hubbub: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

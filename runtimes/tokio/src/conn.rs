@@ -15,6 +15,10 @@ use crate::mailbox::{Mailbox, WriterCmd};
 use crate::shard_task::{ShardMsg, ShardTx};
 use crate::socket::{ReadOutcome, Socket};
 
+/// How long a closed connection keeps reading (and discarding) so the client gets the close
+/// frame instead of a reset.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Opens a connection on a shard and runs it until it ends.
 pub(crate) async fn open_and_run(
     hub: Hub,
@@ -85,6 +89,17 @@ async fn run(
         };
         match cmd {
             WriterCmd::Transmit { frames, close } => {
+                if close {
+                    // The shard has forgotten the connection: no abort can come, so the
+                    // final write gets its own deadline, then a lingering close.
+                    let drain = hub.inner.drain_timeout;
+                    if let Ok(Ok(())) =
+                        tokio::time::timeout(drain, socket.write_frames(frames)).await
+                    {
+                        socket.linger_close(LINGER).await;
+                    }
+                    return;
+                }
                 // The shard sends nothing more before `Sent` but an abort (drain deadline).
                 let written = tokio::select! {
                     result = socket.write_frames(frames) => result.is_ok(),
@@ -92,10 +107,6 @@ async fn run(
                 };
                 if !written {
                     break;
-                }
-                if close {
-                    socket.shutdown().await;
-                    return;
                 }
                 if tx
                     .control

@@ -44,7 +44,13 @@ pub(crate) async fn serve(hub: Hub, mut stream: TcpStream, peer: SocketAddr) {
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let response = match hub.inner.gate.decide(&head, now_unix) {
+        let decision = hub.inner.gate.decide(&head, now_unix);
+        let decision_kind = if matches!(decision, Decision::Api) {
+            Kind::Api
+        } else {
+            Kind::Other
+        };
+        let response = match decision {
             Decision::Upgrade { params, shard, key } => {
                 upgrade(hub, stream, peer, buf, params, shard, key).await;
                 return;
@@ -75,7 +81,14 @@ pub(crate) async fn serve(hub: Hub, mut stream: TcpStream, peer: SocketAddr) {
             },
             Decision::Respond(response) => response,
         };
-        let keep_alive = keep_alive && response.status < 500;
+        // A body this request carried and nobody read must not be taken for the next request.
+        let unread = if matches!(decision_kind, Kind::Api) {
+            0
+        } else {
+            head.content_length().unwrap_or(usize::MAX)
+        };
+        let keep_alive =
+            keep_alive && response.status < 500 && discard(&mut stream, &mut buf, unread).await;
         let response = if head.method == "HEAD" {
             Response {
                 body: Vec::new(),
@@ -120,6 +133,28 @@ async fn read_head(
             Ok(_) => {}
         }
     }
+}
+
+/// Whether a request's body was read by its handler.
+enum Kind {
+    Api,
+    Other,
+}
+
+/// Skips `len` unread body bytes; false when the connection cannot be reused.
+async fn discard(stream: &mut TcpStream, buf: &mut BytesMut, len: usize) -> bool {
+    if len > MAX_API_BODY {
+        return false;
+    }
+    while buf.len() < len {
+        buf.reserve(len - buf.len());
+        match tokio::time::timeout(KEEP_ALIVE, stream.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return false,
+        }
+    }
+    let _ = buf.split_to(len);
+    true
 }
 
 /// Reads the request body announced by Content-Length.

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) all_closed: Notify,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) started: Instant,
+    pub(crate) drain_timeout: std::time::Duration,
+    pub(crate) cluster: std::sync::OnceLock<Arc<hub_mesh::Cluster>>,
 }
 
 /// A handle to a running node: emit, publish, look up, disconnect. Cheap to clone.
@@ -239,7 +241,13 @@ impl Hub {
             router: router.stats,
             rooms: router.rooms.len(),
             peers: router.peers.iter().map(|p| p.to_string()).collect(),
-            degraded: None,
+            degraded: self.inner.cluster.get().and_then(|c| c.degraded()),
+            cluster: self
+                .inner
+                .cluster
+                .get()
+                .map(|c| c.stats())
+                .unwrap_or_default(),
         }
     }
 
@@ -300,5 +308,20 @@ pub(crate) fn dispatch_event(hub: &Hub, event: &Event) {
             code,
             message,
         } => handler.on_error(hub, *conn, *code, message),
+    }
+}
+
+/// The node as the gRPC services see it.
+pub(crate) struct HubApi(pub(crate) Hub);
+
+impl hub_mesh::NodeApi for HubApi {
+    fn command(&self, command: Command) -> hub_mesh::BoxFuture<Option<Reply>> {
+        let hub = self.0.clone();
+        Box::pin(async move { hub.command(command).await.ok() })
+    }
+
+    fn stats_json(&self) -> hub_mesh::BoxFuture<String> {
+        let hub = self.0.clone();
+        Box::pin(async move { hub_edge::stats::stats_json(&hub.snapshot().await) })
     }
 }

@@ -2,10 +2,12 @@
 //! (in a cluster) the registry, the bus and the peers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hub_core::node::{self, Command, NodeStats, Output, Reply};
 use hub_core::{NodeId, RequestId, RoomName};
+use hub_mesh::{Cluster, ClusterCmd};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shard_task::{ShardMsg, ShardTx};
@@ -36,6 +38,7 @@ pub(crate) async fn run(
     mut router: node::Node,
     mut rx: mpsc::UnboundedReceiver<NodeMsg>,
     shards: Vec<ShardTx>,
+    cluster: Option<Arc<Cluster>>,
 ) {
     let mut replies: HashMap<u64, oneshot::Sender<Reply>> = HashMap::new();
     let mut next_req: u64 = 1;
@@ -91,11 +94,20 @@ pub(crate) async fn run(
                         let _ = tx.send(reply);
                     }
                 }
-                Output::ToPeer { node, .. } => {
-                    tracing::warn!(peer = %node, "no node-to-node transport in this build; message dropped");
+                Output::ToPeer { node, message } => {
+                    if let Some(cluster) = &cluster {
+                        cluster.send(ClusterCmd::ToPeer { node, message });
+                    }
                 }
-                Output::Registry(_) | Output::Bus(_) => {
-                    tracing::warn!("no cluster registry or bus in this build; command dropped");
+                Output::Registry(command) => {
+                    if let Some(cluster) = &cluster {
+                        cluster.send(ClusterCmd::Registry(command));
+                    }
+                }
+                Output::Bus(command) => {
+                    if let Some(cluster) = &cluster {
+                        cluster.send(ClusterCmd::Bus(command));
+                    }
                 }
             }
         }

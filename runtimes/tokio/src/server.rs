@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 
 use crate::hub::{Handler, Hub, Inner};
+use crate::node_task::NodeMsg;
 use crate::shard_task::{self, ShardMsg};
 use crate::{node_task, ServeError};
+use hub_mesh::{Cluster, ClusterConfig};
 
 /// A bound node: listening, with its shard and router tasks running.
 #[derive(Debug)]
@@ -40,20 +42,30 @@ impl Server {
         protocol: hub_core::ClientProtocol,
     ) -> Result<Server, ServeError> {
         settings.validate().map_err(ServeError::Settings)?;
-        if settings.clustered() {
-            return Err(ServeError::Settings(format!(
-                "--registry {}: cluster registries are not available in this build yet; use --registry memory",
-                settings.registry.describe()
-            )));
-        }
-        if settings.bus != hub_serve::BusSpec::Grpc {
-            return Err(ServeError::Settings(
-                "--bus: the Redis bus needs a cluster registry, which is not available in this build yet".into(),
-            ));
-        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| ServeError::Bind(settings.listen, e))?;
+        let hub = Self::start_hub(settings, handler, protocol).await?;
+        Ok(Server { hub, listener })
+    }
+
+    /// Starts a node's shards and router (and cluster plumbing) without a listener, for
+    /// services that accept connections themselves (axum, hyper) and hand upgraded streams
+    /// to [`Hub::serve_upgraded`]. `settings.listen` is not bound.
+    pub async fn start_embedded(
+        settings: Settings,
+        handler: Option<Arc<dyn Handler>>,
+        protocol: hub_core::ClientProtocol,
+    ) -> Result<Hub, ServeError> {
+        settings.validate().map_err(ServeError::Settings)?;
+        Self::start_hub(settings, handler, protocol).await
+    }
+
+    async fn start_hub(
+        settings: Settings,
+        handler: Option<Arc<dyn Handler>>,
+        protocol: hub_core::ClientProtocol,
+    ) -> Result<Hub, ServeError> {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
@@ -81,8 +93,27 @@ impl Server {
                 all_closed: Notify::new(),
                 shutting_down: AtomicBool::new(false),
                 started: Instant::now(),
+                drain_timeout: config.drain_timeout,
                 settings: settings.clone(),
+                cluster: std::sync::OnceLock::new(),
             }),
+        };
+        let cluster = match ClusterConfig::from_settings(&settings) {
+            Some(config) => {
+                let node = node_tx.clone();
+                let sink: hub_mesh::InputSink = Arc::new(move |input| {
+                    let _ = node.send(NodeMsg::Input(input));
+                });
+                let api = Arc::new(crate::hub::HubApi(hub.clone()));
+                let cluster = Arc::new(
+                    Cluster::start(config, sink, api)
+                        .await
+                        .map_err(|e| ServeError::Settings(e.to_string()))?,
+                );
+                let _ = hub.inner.cluster.set(cluster.clone());
+                Some(cluster)
+            }
+            None => None,
         };
         for (i, rx) in rxs.into_iter().enumerate() {
             let shard = Shard::new(ShardId(i as u16), config.clone())
@@ -90,8 +121,8 @@ impl Server {
             tokio::spawn(shard_task::run(shard, rx, node_tx.clone(), hub.clone()));
         }
         let router = node::Node::new(settings.node_config());
-        tokio::spawn(node_task::run(router, node_rx, txs));
-        Ok(Server { hub, listener })
+        tokio::spawn(node_task::run(router, node_rx, txs, cluster));
+        Ok(hub)
     }
 
     /// The address the node listens on (useful with port 0).
@@ -99,6 +130,11 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or(self.hub.inner.settings.listen)
+    }
+
+    /// Where the gRPC service listens, for a clustered node.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.hub.inner.cluster.get().map(|c| c.grpc_addr())
     }
 
     /// A handle to the node.

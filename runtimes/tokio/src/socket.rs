@@ -111,12 +111,27 @@ impl Socket {
         }
     }
 
-    /// Shuts the write side (after the close frame).
-    pub(crate) async fn shutdown(&mut self) {
+    /// Shuts the write side (after the close frame), then reads and discards what the
+    /// client still sends until it closes or `linger` passes: closing a socket with unread
+    /// bytes would reset it, and the client could lose the close frame.
+    pub(crate) async fn linger_close(&mut self, linger: std::time::Duration) {
         let _ = match self {
             Socket::Tcp(s) => s.shutdown().await,
             Socket::Other(s) => s.shutdown().await,
         };
+        let drain = async {
+            let mut sink = [0u8; 512];
+            loop {
+                let read = match self {
+                    Socket::Tcp(s) => s.read(&mut sink).await,
+                    Socket::Other(s) => s.read(&mut sink).await,
+                };
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(linger, drain).await;
     }
 }
 

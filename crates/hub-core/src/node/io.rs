@@ -114,6 +114,9 @@ pub enum PeerMessage {
     InterestSnapshot {
         /// The rooms.
         rooms: Vec<RoomName>,
+        /// The receiver should answer with its own snapshot (sent when a peer (re)appears,
+        /// since that peer may have dropped this node's interests while it seemed gone).
+        reply: bool,
     },
 }
 

@@ -277,7 +277,7 @@ impl Node {
                 }
                 if self.peers.insert(node.clone()) && self.bus() == Some(BusKind::Grpc) {
                     let rooms = self.rooms();
-                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms });
+                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
                 }
             }
             Input::Displaced { client, node } => {
@@ -849,7 +849,7 @@ impl Node {
                     }
                 }
             }
-            PeerMessage::InterestSnapshot { rooms } => {
+            PeerMessage::InterestSnapshot { rooms, reply } => {
                 self.room_peers.retain(|_, nodes| {
                     nodes.remove(&from);
                     !nodes.is_empty()
@@ -859,6 +859,16 @@ impl Node {
                         .entry(room)
                         .or_default()
                         .insert(from.clone());
+                }
+                if reply && self.bus() == Some(BusKind::Grpc) {
+                    let rooms = self.rooms();
+                    self.send_peer(
+                        from,
+                        PeerMessage::InterestSnapshot {
+                            rooms,
+                            reply: false,
+                        },
+                    );
                 }
             }
         }

@@ -397,6 +397,7 @@ fn grpc_bus_forwards_room_publish_only_to_interested_live_peers() {
             from: "c".into(),
             message: PeerMessage::InterestSnapshot {
                 rooms: vec!["r".into()],
+                reply: false,
             },
         },
     );
@@ -554,4 +555,56 @@ fn local_delivery_command_never_leaves_the_node() {
     );
     let out = answer_shards(&mut n, now, &out, 1, false);
     assert_eq!(replies(&out), vec![(RequestId(4), Reply::Delivered(2))]);
+}
+
+#[test]
+fn a_reappearing_peer_is_asked_for_its_rooms() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
+    n.handle_input(
+        now,
+        Input::Shard {
+            shard: ShardId(0),
+            report: Report::RoomActive("mine".into()),
+        },
+    );
+    n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
+    let out = drain(&mut n);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ToPeer {
+            message: PeerMessage::InterestSnapshot { reply: true, .. },
+            ..
+        }
+    )));
+    // b lost our interests while we seemed gone: it asks, and we answer once (no ping-pong).
+    let ask = PeerMessage::InterestSnapshot {
+        rooms: vec!["theirs".into()],
+        reply: true,
+    };
+    n.handle_input(
+        now,
+        Input::Peer {
+            from: "b".into(),
+            message: ask,
+        },
+    );
+    let out = drain(&mut n);
+    assert!(matches!(
+        &out[..],
+        [Output::ToPeer { message: PeerMessage::InterestSnapshot { rooms, reply: false }, .. }] if rooms == &vec![RoomName::from("mine")]
+    ));
+    assert_eq!(n.room_peers("theirs"), vec![NodeId::from("b")]);
+    let answer = PeerMessage::InterestSnapshot {
+        rooms: vec![],
+        reply: false,
+    };
+    n.handle_input(
+        now,
+        Input::Peer {
+            from: "b".into(),
+            message: answer,
+        },
+    );
+    assert!(drain(&mut n).is_empty());
 }

@@ -1,0 +1,279 @@
+//! The gRPC services a clustered node serves: `hubbub.v1.Producer` (the producer API) and
+//! `hubbub.v1.Peer` (node-to-node).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hub_core::node::{Command, Input, Reply};
+use hub_core::{protocol, ClientId, NodeId, RoomName, Target, UserId};
+use hub_proto::pb;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::health::{add, Health};
+use crate::{InputSink, NodeApi};
+
+/// Checks `authorization: Bearer KEY` when a key is configured.
+pub(crate) fn check_key(
+    expected: &Option<String>,
+    request: &tonic::metadata::MetadataMap,
+) -> Result<(), Status> {
+    let given = request.get("authorization").and_then(|v| v.to_str().ok());
+    if hub_edge::auth::api_key_ok(expected.as_deref(), given) {
+        Ok(())
+    } else {
+        Err(Status::unauthenticated(
+            "missing or wrong API key (authorization: Bearer KEY)",
+        ))
+    }
+}
+
+fn name(field: &'static str, value: String) -> Result<String, Status> {
+    if value.is_empty() || value.len() > 256 {
+        return Err(Status::invalid_argument(format!(
+            "{field} must be 1 to 256 bytes long"
+        )));
+    }
+    Ok(value)
+}
+
+fn data(value: &str) -> Result<&str, Status> {
+    if protocol::is_json(value) {
+        Ok(value)
+    } else {
+        Err(Status::invalid_argument("data must be one JSON value"))
+    }
+}
+
+/// The producer service.
+pub(crate) struct ProducerService {
+    pub(crate) api: Arc<dyn NodeApi>,
+    pub(crate) api_key: Option<String>,
+}
+
+impl ProducerService {
+    async fn run(&self, command: Command) -> Result<Reply, Status> {
+        self.api
+            .command(command)
+            .await
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))
+    }
+
+    async fn deliver(
+        &self,
+        target: Target,
+        room: Option<&str>,
+        payload: &str,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        let frame = protocol::message(room, None, data(payload)?);
+        match self.run(Command::Deliver { target, frame }).await? {
+            Reply::Delivered(delivered) => Ok(Response::new(pb::Delivered { delivered })),
+            _ => Err(Status::internal("unexpected reply")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::producer_server::Producer for ProducerService {
+    async fn emit(
+        &self,
+        request: Request<pb::EmitRequest>,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let r = request.into_inner();
+        let to = name("to", r.to)?;
+        self.deliver(Target::Client(ClientId::from(to)), None, &r.data)
+            .await
+    }
+
+    async fn emit_user(
+        &self,
+        request: Request<pb::EmitUserRequest>,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let r = request.into_inner();
+        let user = name("user", r.user)?;
+        self.deliver(Target::User(UserId::from(user)), None, &r.data)
+            .await
+    }
+
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let r = request.into_inner();
+        let room = name("room", r.room)?;
+        self.deliver(
+            Target::Room(RoomName::from(room.as_str())),
+            Some(&room),
+            &r.data,
+        )
+        .await
+    }
+
+    async fn broadcast(
+        &self,
+        request: Request<pb::BroadcastRequest>,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        self.deliver(Target::All, None, &request.into_inner().data)
+            .await
+    }
+
+    async fn online(
+        &self,
+        request: Request<pb::OnlineRequest>,
+    ) -> Result<Response<pb::OnlineReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let id = name("id", request.into_inner().id)?;
+        match self
+            .run(Command::Online {
+                client: ClientId::from(id),
+            })
+            .await?
+        {
+            Reply::Online(node) => Ok(Response::new(pb::OnlineReply {
+                online: node.is_some(),
+                node: node.map(|n| n.to_string()).unwrap_or_default(),
+            })),
+            _ => Err(Status::internal("unexpected reply")),
+        }
+    }
+
+    async fn disconnect(
+        &self,
+        request: Request<pb::DisconnectRequest>,
+    ) -> Result<Response<pb::DisconnectReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let to = name("to", request.into_inner().to)?;
+        match self
+            .run(Command::Disconnect {
+                client: ClientId::from(to),
+            })
+            .await?
+        {
+            Reply::Disconnected(disconnected) => {
+                Ok(Response::new(pb::DisconnectReply { disconnected }))
+            }
+            _ => Err(Status::internal("unexpected reply")),
+        }
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        Ok(Response::new(pb::StatsReply {
+            json: self.api.stats_json().await,
+        }))
+    }
+}
+
+/// The node-to-node service.
+pub(crate) struct PeerService {
+    pub(crate) api: Arc<dyn NodeApi>,
+    pub(crate) sink: InputSink,
+    pub(crate) health: Arc<Health>,
+}
+
+type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<pb::PeerEnvelope, Status>> + Send>>;
+
+impl PeerService {
+    async fn local(
+        &self,
+        target: Target,
+        frame: bytes::Bytes,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        match self
+            .api
+            .command(Command::DeliverLocal { target, frame })
+            .await
+        {
+            Some(Reply::Delivered(delivered)) => Ok(Response::new(pb::Delivered { delivered })),
+            _ => Err(Status::unavailable("the node is shutting down")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::peer_server::Peer for PeerService {
+    async fn emit(
+        &self,
+        request: Request<pb::PeerEmit>,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        let r = request.into_inner();
+        self.local(
+            Target::Client(ClientId::from(name("client", r.client)?)),
+            r.frame,
+        )
+        .await
+    }
+
+    async fn online(
+        &self,
+        request: Request<pb::OnlineRequest>,
+    ) -> Result<Response<pb::OnlineReply>, Status> {
+        let id = name("id", request.into_inner().id)?;
+        match self
+            .api
+            .command(Command::Online {
+                client: ClientId::from(id),
+            })
+            .await
+        {
+            Some(Reply::Online(node)) => Ok(Response::new(pb::OnlineReply {
+                online: node.is_some(),
+                node: node.map(|n| n.to_string()).unwrap_or_default(),
+            })),
+            _ => Err(Status::unavailable("the node is shutting down")),
+        }
+    }
+
+    async fn broadcast(
+        &self,
+        request: Request<pb::PeerBroadcast>,
+    ) -> Result<Response<pb::Delivered>, Status> {
+        let r = request.into_inner();
+        let target = if r.room.is_empty() {
+            Target::All
+        } else {
+            Target::Room(RoomName::from(r.room))
+        };
+        self.local(target, r.frame).await
+    }
+
+    type LinkStream = EnvelopeStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<pb::PeerEnvelope>>,
+    ) -> Result<Response<Self::LinkStream>, Status> {
+        let mut inbound = request.into_inner();
+        let sink = self.sink.clone();
+        let health = self.health.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(envelope)) = inbound.next().await {
+                let from = NodeId::from(envelope.from);
+                add(
+                    &health.counters.peer_received,
+                    envelope.messages.len() as u64,
+                );
+                for message in envelope.messages {
+                    match hub_proto::message_from_pb(message) {
+                        Ok(message) => sink(Input::Peer {
+                            from: from.clone(),
+                            message,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(peer = %from, error = %e, "ignored a peer message")
+                        }
+                    }
+                }
+            }
+        });
+        // Replies travel on this node's own link back; the answer stream stays open and empty.
+        Ok(Response::new(Box::pin(tokio_stream::pending())))
+    }
+}

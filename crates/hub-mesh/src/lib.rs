@@ -1,0 +1,279 @@
+//! # hub-mesh — a node's place in the cluster
+//!
+//! Everything a clustered node does besides serving its own sockets, shared by every
+//! runtime (the futures need a tokio reactor; the smol runtime runs them through a
+//! compatibility layer):
+//! - the gRPC server: `hubbub.v1.Producer` (the producer API) and `hubbub.v1.Peer`
+//!   (node-to-node, with the batched `Link` stream);
+//! - one outbound link per peer, batching the router's messages for it;
+//! - the registry task: joins with a lease (clearing what a previous instance left), renews
+//!   it, batches the router's registry commands into single round trips, watches which nodes
+//!   are alive, and after an outage joins again and re-registers every local client by itself;
+//! - the bus task (Redis pub/sub), which resubscribes by itself after reconnecting.
+//!
+//! The runtime connects it to its router: [`Cluster::send`] takes the router's registry, bus
+//! and peer outputs; the [`InputSink`] passed to [`Cluster::start`] receives the router's
+//! cluster inputs; [`NodeApi`] lets the gRPC services run commands.
+
+mod driver;
+mod grpc;
+mod health;
+mod links;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hub_core::node::{BusCommand, Command, Input, PeerMessage, RegistryCommand, Reply};
+use hub_core::NodeId;
+use hub_proto::pb;
+use hub_serve::{BusSpec, RegistrySpec, Settings};
+use tokio::sync::{mpsc, oneshot};
+
+pub use health::ClusterStats;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Where the router's cluster inputs go (the runtime feeds them to its router task).
+pub type InputSink = Arc<dyn Fn(Input) + Send + Sync>;
+
+/// What the gRPC services need from the node.
+pub trait NodeApi: Send + Sync + 'static {
+    /// Runs a router command; `None` when the node is stopping.
+    fn command(&self, command: Command) -> BoxFuture<Option<Reply>>;
+    /// The node's `/stats` JSON.
+    fn stats_json(&self) -> BoxFuture<String>;
+}
+
+/// A cluster output of the router, for [`Cluster::send`].
+#[derive(Debug, Clone)]
+pub enum ClusterCmd {
+    /// A registry command.
+    Registry(RegistryCommand),
+    /// A bus command.
+    Bus(BusCommand),
+    /// A message for a peer.
+    ToPeer {
+        /// The peer.
+        node: NodeId,
+        /// The message.
+        message: PeerMessage,
+    },
+}
+
+/// Settings of the cluster plumbing.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// This node's id.
+    pub node: NodeId,
+    /// Where the gRPC server listens.
+    pub grpc_listen: SocketAddr,
+    /// The gRPC address peers use to reach this node.
+    pub advertise: String,
+    /// The registry.
+    pub registry: RegistrySpec,
+    /// The bus.
+    pub bus: BusSpec,
+    /// Lease lifetime.
+    pub lease_ttl: Duration,
+    /// Bound of every registry and bus call.
+    pub op_timeout: Duration,
+    /// API key of the producer service.
+    pub api_key: Option<String>,
+}
+
+impl ClusterConfig {
+    /// The gRPC and cluster settings of a node, or `None` when it serves no gRPC (a
+    /// standalone node without `--grpc-listen`). A standalone node with `--grpc-listen`
+    /// serves the producer service and has no registry.
+    pub fn from_settings(settings: &Settings) -> Option<Self> {
+        let grpc_listen = settings.grpc_listen?;
+        let advertise = settings
+            .advertise
+            .clone()
+            .unwrap_or_else(|| grpc_listen.to_string());
+        Some(Self {
+            node: NodeId::from(settings.node_name()),
+            grpc_listen,
+            advertise,
+            registry: settings.registry.clone(),
+            bus: settings.bus.clone(),
+            lease_ttl: settings.lease_ttl,
+            op_timeout: Duration::from_secs(2).min(settings.lease_ttl / 2),
+            api_key: settings.api_key.clone(),
+        })
+    }
+}
+
+/// Why the cluster plumbing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// The gRPC address could not be bound.
+    #[error("--grpc-listen {0}: {1}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    /// The advertised address is not usable.
+    #[error("--advertise: {0}")]
+    Advertise(String),
+}
+
+/// The running cluster plumbing of one node.
+pub struct Cluster {
+    registry: Option<mpsc::UnboundedSender<driver::RegistryMsg>>,
+    bus: Option<mpsc::UnboundedSender<BusCommand>>,
+    links: Arc<Mutex<Links>>,
+    health: Arc<health::Health>,
+    grpc_addr: SocketAddr,
+}
+
+use links::Links;
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("grpc_addr", &self.grpc_addr)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Binds the gRPC server and starts the registry, bus and link tasks (on the current
+    /// tokio runtime). An unreachable registry or bus does not stop the start: the node
+    /// reports itself degraded and keeps trying.
+    pub async fn start(
+        config: ClusterConfig,
+        sink: InputSink,
+        api: Arc<dyn NodeApi>,
+    ) -> Result<Cluster, MeshError> {
+        if config.advertise.starts_with("0.0.0.0") || config.advertise.starts_with("[::]") {
+            return Err(MeshError::Advertise(format!(
+                "{} is not reachable by peers; pass the address they should use",
+                config.advertise
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind(config.grpc_listen)
+            .await
+            .map_err(|e| MeshError::Bind(config.grpc_listen, e))?;
+        let grpc_addr = listener
+            .local_addr()
+            .map_err(|e| MeshError::Bind(config.grpc_listen, e))?;
+        let mut config = config;
+        if config.advertise.ends_with(":0") {
+            config.advertise = grpc_addr.to_string();
+        }
+        let with_registry = config.registry != RegistrySpec::Memory;
+        let with_bus = with_registry && matches!(config.bus, BusSpec::Redis(_));
+        let health = Arc::new(health::Health::new(with_registry, with_bus));
+        let links = Arc::new(Mutex::new(Links::new(
+            config.node.clone(),
+            sink.clone(),
+            health.clone(),
+            config.op_timeout,
+        )));
+
+        let producer = pb::producer_server::ProducerServer::new(grpc::ProducerService {
+            api: api.clone(),
+            api_key: config.api_key.clone(),
+        });
+        let peer = pb::peer_server::PeerServer::new(grpc::PeerService {
+            api,
+            sink: sink.clone(),
+            health: health.clone(),
+        });
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(producer)
+                .add_service(peer)
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "gRPC server stopped");
+            }
+        });
+
+        let registry = with_registry.then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(driver::registry_task(
+                config.clone(),
+                rx,
+                sink.clone(),
+                health.clone(),
+                links.clone(),
+            ));
+            tx
+        });
+        let bus = match &config.bus {
+            BusSpec::Redis(url) if with_registry => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(driver::bus_task(
+                    url.clone(),
+                    config.node.clone(),
+                    config.op_timeout,
+                    rx,
+                    sink,
+                    health.clone(),
+                ));
+                Some(tx)
+            }
+            _ => None,
+        };
+        Ok(Cluster {
+            registry,
+            bus,
+            links,
+            health,
+            grpc_addr,
+        })
+    }
+
+    /// Carries out one of the router's cluster outputs.
+    pub fn send(&self, command: ClusterCmd) {
+        match command {
+            ClusterCmd::Registry(c) => {
+                if let Some(registry) = &self.registry {
+                    let _ = registry.send(driver::RegistryMsg::Command(c));
+                }
+            }
+            ClusterCmd::Bus(c) => {
+                if let Some(bus) = &self.bus {
+                    let _ = bus.send(c);
+                }
+            }
+            ClusterCmd::ToPeer { node, message } => {
+                if let Ok(links) = self.links.lock() {
+                    links.send(node, message);
+                }
+            }
+        }
+    }
+
+    /// Why the node is degraded (registry or bus unreachable), if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.health.degraded()
+    }
+
+    /// The plumbing's counters.
+    pub fn stats(&self) -> ClusterStats {
+        self.health.stats()
+    }
+
+    /// Where the gRPC server listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Deletes this node's registry entries (graceful shutdown), waiting at most `wait`.
+    pub async fn leave(&self, wait: Duration) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        if registry.send(driver::RegistryMsg::Leave(tx)).is_ok() {
+            let _ = tokio::time::timeout(wait, rx).await;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! # hubbub-client — push to Hubbub from any Rust service
+//!
+//! A small client of the producer API (`hubbub.v1.Producer` over gRPC) that any node of a
+//! cluster serves on its `--grpc-listen` address:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hubbub_client::ClientError> {
+//! let mut hub = hubbub_client::Client::connect("127.0.0.1:8081", None).await?;
+//! let reached = hub.publish("lobby", r#"{"text":"hello"}"#).await?;
+//! let where_is = hub.online("client-42").await?;
+//! # let _ = (reached, where_is); Ok(()) }
+//! ```
+//!
+//! `data` arguments are JSON text: they become the `data` of the `message` frames clients
+//! receive. Every call answers how many connections the message reached (delivery is
+//! at-most-once).
+
+use std::time::Duration;
+
+use hub_proto::pb;
+use hub_proto::pb::producer_client::ProducerClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The address is not a usable endpoint.
+    #[error("bad server address {0:?}")]
+    Address(String),
+    /// The node could not be reached.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The node refused or failed the call.
+    #[error("{}", .0.message())]
+    Status(#[from] tonic::Status),
+}
+
+/// A connection to one node's producer service.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: ProducerClient<Channel>,
+    api_key: Option<String>,
+}
+
+impl Client {
+    /// Connects to `addr` (`HOST:PORT` or `http://HOST:PORT`); `api_key` is sent as
+    /// `authorization: Bearer KEY` when given.
+    pub async fn connect(addr: &str, api_key: Option<String>) -> Result<Client, ClientError> {
+        let url = if addr.contains("://") {
+            addr.to_owned()
+        } else {
+            format!("http://{addr}")
+        };
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|_| ClientError::Address(addr.to_owned()))?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Client {
+            inner: ProducerClient::new(channel),
+            api_key,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(key) = &self.api_key {
+            if let Ok(value) = format!("Bearer {key}").parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        request
+    }
+
+    /// Delivers `data` to client `to`, wherever it is connected.
+    pub async fn emit(&mut self, to: &str, data: &str) -> Result<u64, ClientError> {
+        let request = self.request(pb::EmitRequest {
+            to: to.into(),
+            data: data.into(),
+        });
+        Ok(self.inner.emit(request).await?.into_inner().delivered)
+    }
+
+    /// Delivers `data` to every connection of `user`.
+    pub async fn emit_user(&mut self, user: &str, data: &str) -> Result<u64, ClientError> {
+        let request = self.request(pb::EmitUserRequest {
+            user: user.into(),
+            data: data.into(),
+        });
+        Ok(self.inner.emit_user(request).await?.into_inner().delivered)
+    }
+
+    /// Delivers `data` to every member of `room`.
+    pub async fn publish(&mut self, room: &str, data: &str) -> Result<u64, ClientError> {
+        let request = self.request(pb::PublishRequest {
+            room: room.into(),
+            data: data.into(),
+        });
+        Ok(self.inner.publish(request).await?.into_inner().delivered)
+    }
+
+    /// Delivers `data` to every connection of the cluster.
+    pub async fn broadcast(&mut self, data: &str) -> Result<u64, ClientError> {
+        let request = self.request(pb::BroadcastRequest { data: data.into() });
+        Ok(self.inner.broadcast(request).await?.into_inner().delivered)
+    }
+
+    /// The node holding client `id`, or `None` when it is offline.
+    pub async fn online(&mut self, id: &str) -> Result<Option<String>, ClientError> {
+        let request = self.request(pb::OnlineRequest { id: id.into() });
+        let reply = self.inner.online(request).await?.into_inner();
+        Ok(reply.online.then_some(reply.node))
+    }
+
+    /// Closes client `id`'s connection (code 4003); whether one was closed.
+    pub async fn disconnect(&mut self, id: &str) -> Result<bool, ClientError> {
+        let request = self.request(pb::DisconnectRequest { to: id.into() });
+        Ok(self
+            .inner
+            .disconnect(request)
+            .await?
+            .into_inner()
+            .disconnected)
+    }
+
+    /// The node's `/stats` JSON.
+    pub async fn stats(&mut self) -> Result<String, ClientError> {
+        let request = self.request(pb::StatsRequest {});
+        Ok(self.inner.stats(request).await?.into_inner().json)
+    }
+}

@@ -1,0 +1,176 @@
+//! What the coordinator and a group of connections say to each other. A group runs either
+//! as a task of the coordinator's process or in a worker process (`hubbub-load worker`),
+//! which reads its [`GroupSpec`] and then [`Command`]s as JSON lines on stdin and writes
+//! [`Event`]s as JSON lines on stdout.
+//!
+//! The exchange: the group opens its connections and answers [`Event::Connected`]; then, per
+//! step, [`Command::Begin`] → [`Event::Began`], deliveries (reported by [`Event::Progress`]
+//! about four times a second), [`Command::Collect`] → [`Event::Step`]; finally
+//! [`Command::Stop`] (or end of stdin) closes every connection.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hist::Compact;
+use crate::proto::{Protocol, Role};
+use crate::tally::SeqTable;
+
+/// Everything a group needs to open and run its connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    /// The URL every connection of the group opens.
+    pub url: String,
+    /// The server's address (resolved once by the coordinator).
+    pub addr: SocketAddr,
+    /// Protocol adapter.
+    pub protocol: Protocol,
+    /// What the connections are for.
+    pub role: Role,
+    /// Room (for protocols that join one by a frame).
+    pub room: String,
+    /// Number of connections.
+    pub count: u64,
+    /// Global number of the group's first connection (picks source addresses).
+    pub first_index: u64,
+    /// Connections per source address, when source addresses are spread.
+    pub per_source: Option<u64>,
+    /// Connections being opened at once, at most.
+    pub concurrency: usize,
+    /// Connections started per second, at most (none: as fast as `concurrency` allows).
+    pub connect_rate: Option<f64>,
+    /// Time allowed for one connection to become ready, ms.
+    pub connect_timeout_ms: u64,
+}
+
+/// Coordinator → group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start recording a step: messages `measure_from..end` are measured, others ignored.
+    Begin {
+        /// Step number.
+        step: u32,
+        /// First measured sequence number.
+        measure_from: u64,
+        /// One past the last measured sequence number.
+        end: u64,
+    },
+    /// Stop recording the step and report it.
+    Collect {
+        /// Step number.
+        step: u32,
+    },
+    /// Close every connection and end.
+    Stop,
+}
+
+/// Group → coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// Every connection attempt has finished.
+    Connected(ConnectReport),
+    /// A step began.
+    Began {
+        /// Step number.
+        step: u32,
+        /// Connections open now.
+        alive: u64,
+    },
+    /// What happened since the last progress event.
+    Progress(Progress),
+    /// The report of a collected step.
+    Step(StepReport),
+    /// The group cannot go on.
+    Fatal {
+        /// Why.
+        message: String,
+    },
+}
+
+/// How opening a group's connections went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectReport {
+    /// Connections ready.
+    pub ok: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Time from the first attempt to the last outcome, seconds.
+    pub elapsed_secs: f64,
+    /// Connect start → upgrade answer, µs.
+    pub upgrade: Compact,
+    /// Connect start → ready (upgrade, plus the first frame where the protocol waits), µs.
+    pub ready: Compact,
+    /// Failures by kind, with one example message each: (kind, count, example).
+    pub errors: Vec<(String, u64, String)>,
+}
+
+/// Deliveries and connection counts since the last progress event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Measured deliveries since the last event.
+    pub delivered: u64,
+    /// Their latencies.
+    pub hist: Compact,
+    /// Connections open now.
+    pub alive: u64,
+    /// Connections ready so far.
+    pub ok: u64,
+    /// Connections failed so far.
+    pub failed: u64,
+}
+
+/// One group's record of one step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Step number.
+    pub step: u32,
+    /// Deliveries per measured message.
+    pub table: SeqTable,
+    /// Per-delivery latency, µs.
+    pub hist: Compact,
+    /// Payloads outside the measured range (warm-up, late ones of earlier steps).
+    pub ignored: u64,
+    /// Text frames without a payload.
+    pub unparsed: u64,
+    /// Connections open at the end.
+    pub alive: u64,
+    /// Connections that ended during the step, by how: close code, `reset` or `eof`.
+    pub closes: Vec<(String, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_as_json_lines() {
+        let events = vec![
+            Event::Began { step: 2, alive: 10 },
+            Event::Progress(Progress {
+                delivered: 3,
+                hist: Compact(vec![(10, 3)]),
+                ..Progress::default()
+            }),
+            Event::Step(StepReport {
+                table: SeqTable::new(5, 2),
+                ..StepReport::default()
+            }),
+            Event::Fatal {
+                message: "x\ny".into(),
+            },
+        ];
+        for event in events {
+            let line = serde_json::to_string(&event).expect("serialize");
+            assert!(!line.contains('\n'));
+            let back: Event = serde_json::from_str(&line).expect("parse");
+            assert_eq!(back, event);
+        }
+        let cmd = Command::Begin {
+            step: 1,
+            measure_from: 10,
+            end: 20,
+        };
+        let line = serde_json::to_string(&cmd).expect("serialize");
+        assert_eq!(serde_json::from_str::<Command>(&line).ok(), Some(cmd));
+    }
+}

@@ -1,0 +1,191 @@
+//! Protocol adapters: how a client of each kind of server joins, what the publisher sends,
+//! and where the payload sits in what subscribers receive. The payload itself
+//! ([`crate::payload`]) is the same for every adapter.
+//!
+//! The contracts, exactly:
+//!
+//! * `hubbub`: subscribers connect to `{url}/ws/{room}` and are ready at the welcome frame;
+//!   the publisher connects to `{url}/ws` and sends
+//!   `{"type":"publish","room":ROOM,"data":"PAYLOAD"}` (or POSTs `{"room":ROOM,"data":"PAYLOAD"}`
+//!   to `{http}/api/publish`); subscribers read `data` of `{"type":"message",...}` frames.
+//! * `broadcast`: every client connects to the URL as given and is ready once upgraded; the
+//!   publisher sends PAYLOAD as a text frame and the server sends it on to every connection
+//!   (a prefix or wrapping around it is tolerated: subscribers look for the payload inside
+//!   the text).
+//! * `uws` (topic pub/sub, e.g. a uWebSockets.js script): every client connects to the URL
+//!   as given; a subscriber sends `{"type":"join","room":ROOM}` and is ready at the first
+//!   text frame the server answers (any content, e.g. `{"type":"joined"}`); the publisher
+//!   sends `{"type":"publish","room":ROOM,"data":"PAYLOAD"}` and the server sends PAYLOAD as
+//!   a text frame to every subscriber of ROOM.
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::payload::{self, Stamp};
+
+/// Which kind of server is under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Hubbub's client protocol (rooms, welcome frame, JSON messages).
+    Hubbub,
+    /// A generic broadcast server: whatever one client sends, every client receives.
+    Broadcast,
+    /// Topic pub/sub in the uWebSockets.js style: join a room, publish to a room.
+    Uws,
+}
+
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Joins the room and records every payload it receives.
+    Subscriber,
+    /// Connects and stays idle (answers pings, joins nothing).
+    Idle,
+    /// Sends the messages.
+    Publisher,
+}
+
+impl Protocol {
+    /// The URL a connection of `role` opens, given the server's base URL.
+    pub fn url(self, base: &str, role: Role, room: &str) -> String {
+        let base = base.trim_end_matches('/');
+        match (self, role) {
+            (Protocol::Hubbub, Role::Subscriber) => format!("{base}/ws/{room}"),
+            (Protocol::Hubbub, _) => format!("{base}/ws"),
+            _ => base.to_string(),
+        }
+    }
+
+    /// The text a connection of `role` sends right after the upgrade, if any.
+    pub fn join_frame(self, role: Role, room: &str) -> Option<String> {
+        match (self, role) {
+            (Protocol::Uws, Role::Subscriber) => {
+                Some(format!(r#"{{"type":"join","room":{}}}"#, json_string(room)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a connection of `role` is ready only after the server's first text frame.
+    pub fn waits_for_first_frame(self, role: Role) -> bool {
+        match self {
+            Protocol::Hubbub => true,
+            Protocol::Uws => role == Role::Subscriber,
+            Protocol::Broadcast => false,
+        }
+    }
+
+    /// Checks the first frame of a connection that waits for one.
+    pub fn check_first_frame(self, text: &str) -> Result<(), String> {
+        if self == Protocol::Hubbub && !text.contains(r#""welcome""#) {
+            return Err(format!("expected a welcome frame, got {}", clip(text)));
+        }
+        Ok(())
+    }
+
+    /// The text frame that publishes `payload` to `room`.
+    pub fn publish_frame(self, room: &str, payload: &str) -> String {
+        match self {
+            Protocol::Broadcast => payload.to_string(),
+            Protocol::Hubbub | Protocol::Uws => format!(
+                r#"{{"type":"publish","room":{},"data":"{payload}"}}"#,
+                json_string(room)
+            ),
+        }
+    }
+
+    /// The payload in a received text frame, if it carries one.
+    pub fn extract(self, text: &str) -> Option<Stamp> {
+        match self {
+            Protocol::Hubbub => {
+                const KEY: &str = r#""data":""#;
+                let start = text.find(KEY)? + KEY.len();
+                let len = text[start..].find('"')?;
+                payload::decode(&text[start..start + len])
+            }
+            Protocol::Broadcast | Protocol::Uws => payload::find(text),
+        }
+    }
+}
+
+/// The body of a producer-API publish of `payload` to `room`.
+pub fn api_publish_body(room: &str, payload: &str) -> String {
+    format!(r#"{{"room":{},"data":"{payload}"}}"#, json_string(room))
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// The start of `text`, for error messages.
+pub fn clip(text: &str) -> String {
+    let end = text.char_indices().nth(80).map_or(text.len(), |(i, _)| i);
+    format!("{:?}", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::encode;
+
+    #[test]
+    fn urls_per_protocol_and_role() {
+        let base = "ws://127.0.0.1:8080/";
+        assert_eq!(
+            Protocol::Hubbub.url(base, Role::Subscriber, "bench"),
+            "ws://127.0.0.1:8080/ws/bench"
+        );
+        assert_eq!(
+            Protocol::Hubbub.url(base, Role::Publisher, "bench"),
+            "ws://127.0.0.1:8080/ws"
+        );
+        assert_eq!(
+            Protocol::Broadcast.url("ws://h:1/chat", Role::Subscriber, "r"),
+            "ws://h:1/chat"
+        );
+    }
+
+    #[test]
+    fn frames_carry_the_same_payload() {
+        let p = encode(3, 1_000, 64);
+        let stamp = Some(Stamp {
+            seq: 3,
+            send_ns: 1_000,
+        });
+        // What Hubbub delivers for a publish.
+        let hub = format!(r#"{{"type":"message","room":"bench","data":"{p}"}}"#);
+        assert_eq!(Protocol::Hubbub.extract(&hub), stamp);
+        assert_eq!(Protocol::Broadcast.extract(&p), stamp);
+        assert_eq!(Protocol::Uws.extract(&p), stamp);
+        assert_eq!(Protocol::Broadcast.publish_frame("r", &p), p);
+        let frame = Protocol::Hubbub.publish_frame("a\"b", &p);
+        let v: serde_json::Value = serde_json::from_str(&frame).expect("valid JSON");
+        assert_eq!(v["room"], "a\"b");
+        assert_eq!(v["data"], p.as_str());
+        let body: serde_json::Value =
+            serde_json::from_str(&api_publish_body("r", &p)).expect("valid JSON");
+        assert_eq!(body["data"], p.as_str());
+    }
+
+    #[test]
+    fn joins_and_first_frames() {
+        assert_eq!(
+            Protocol::Uws
+                .join_frame(Role::Subscriber, "bench")
+                .as_deref(),
+            Some(r#"{"type":"join","room":"bench"}"#)
+        );
+        assert_eq!(Protocol::Uws.join_frame(Role::Idle, "bench"), None);
+        assert_eq!(Protocol::Hubbub.join_frame(Role::Subscriber, "bench"), None);
+        assert!(Protocol::Hubbub.waits_for_first_frame(Role::Idle));
+        assert!(!Protocol::Broadcast.waits_for_first_frame(Role::Subscriber));
+        assert!(Protocol::Hubbub
+            .check_first_frame(r#"{"type":"welcome","id":"x"}"#)
+            .is_ok());
+        assert!(Protocol::Hubbub.check_first_frame("hello").is_err());
+        assert!(Protocol::Uws.check_first_frame("anything").is_ok());
+        assert_eq!(Protocol::Hubbub.extract(r#"{"type":"welcome"}"#), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! What `/proc` tells about processes: CPU time (utime + stime), resident memory (VmRSS)
+//! and the open-file limit. Linux only; elsewhere every reading is `None`.
+//!
+//! CPU times are in clock ticks; [`clk_tck`] asks `getconf CLK_TCK` once and assumes 100
+//! (the Linux default) when that fails.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Clock ticks per second for `/proc/PID/stat` times.
+pub fn clk_tck() -> u64 {
+    static TCK: OnceLock<u64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// User + system CPU time of process `pid` so far, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ticks(&stat)
+}
+
+/// utime + stime from the text of `/proc/PID/stat` (fields 14 and 15; the command name in
+/// parentheses may hold spaces, so fields are counted after the last `)`).
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": field 3 (state) is index 0, so field 14 is index 11.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Resident memory of process `pid` in bytes (VmRSS).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vmrss(&status)
+}
+
+fn parse_vmrss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// This process's soft limit on open files.
+pub fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+pub fn usable_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU used by a set of processes over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CpuUse {
+    /// CPU seconds used.
+    pub cpu_secs: f64,
+    /// Wall seconds of the window.
+    pub wall_secs: f64,
+    /// `cpu / wall` in percent of one core.
+    pub percent: f64,
+}
+
+/// Measures the CPU of some processes from now until [`CpuProbe::finish`].
+#[derive(Debug, Clone)]
+pub struct CpuProbe {
+    pids: Vec<u32>,
+    start_ticks: Option<u64>,
+    start: Instant,
+}
+
+impl CpuProbe {
+    /// Starts measuring `pids` (`None` readings when any of them cannot be read).
+    pub fn start(pids: &[u32]) -> Self {
+        Self {
+            pids: pids.to_vec(),
+            start_ticks: total_ticks(pids),
+            start: Instant::now(),
+        }
+    }
+
+    /// The CPU used since [`CpuProbe::start`]; `None` when `/proc` could not be read.
+    pub fn finish(&self) -> Option<CpuUse> {
+        let end = total_ticks(&self.pids)?;
+        let ticks = end.saturating_sub(self.start_ticks?);
+        let wall = self
+            .start
+            .elapsed()
+            .max(Duration::from_micros(1))
+            .as_secs_f64();
+        let cpu_secs = ticks as f64 / clk_tck() as f64;
+        Some(CpuUse {
+            cpu_secs,
+            wall_secs: wall,
+            percent: 100.0 * cpu_secs / wall,
+        })
+    }
+}
+
+fn total_ticks(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| cpu_ticks(p)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_spaces_in_the_name() {
+        let stat = "1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 40 0 0 20 0 1 0";
+        assert_eq!(parse_stat_ticks(stat), Some(290));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn parses_vmrss() {
+        let status = "Name:\tx\nVmPeak:\t  10 kB\nVmRSS:\t    2048 kB\n";
+        assert_eq!(parse_vmrss(status), Some(2048 * 1024));
+        assert_eq!(parse_vmrss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        if cfg!(target_os = "linux") {
+            let me = std::process::id();
+            assert!(cpu_ticks(me).is_some());
+            assert!(rss_bytes(me).unwrap_or(0) > 0);
+            assert!(open_file_limit().unwrap_or(0) > 0);
+            let probe = CpuProbe::start(&[me]);
+            assert!(probe.finish().is_some());
+        }
+        assert!(clk_tck() > 0);
+        assert!(usable_cpus() >= 1);
+    }
+}
