@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use hubbub_tokio::hub_core::{ClientProtocol, OpenParams};
-use hubbub_tokio::{Hub, Server, Settings};
+use hubbub_tokio::{Hub, ServeUpgraded, Server, Settings};
 use hyper_util::rt::TokioIo;
 
 /// Answers a WebSocket upgrade and gives the connection to the hub.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hubbub_tokio::hub_core::{frame, ClientId, ClientProtocol, ConnId, OpenParams, UserId};
-use hubbub_tokio::{Handler, Hub, Server, Settings};
+use hubbub_tokio::{Handler, Hub, ServeUpgraded, Server, Settings};
 use tokio_tungstenite::tungstenite::Message;
 
 fn local() -> Settings {

@@ -1,0 +1,249 @@
+//! One task per accepted TCP connection: read request heads, and either upgrade to a
+//! WebSocket or answer HTTP requests (endpoints, producer API) with keep-alive.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::hub::Hub;
+use crate::runtime::{timeout, write_all, Conn, Runtime};
+use bytes::BytesMut;
+use hub_edge::api::MAX_API_BODY;
+use hub_edge::stats::{health, metrics_text, stats_json};
+use hub_serve::Decision;
+use hub_wire::http::{parse_request, upgrade_response, Parsed, RequestHead, Response};
+
+/// Largest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long an idle keep-alive connection is kept.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// Serves one accepted connection until it closes or becomes a WebSocket.
+pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: SocketAddr) {
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut first = true;
+    loop {
+        let wait = if first {
+            hub.inner.settings.handshake_timeout
+        } else {
+            KEEP_ALIVE
+        };
+        first = false;
+        let head = match timeout(&rt, wait, read_head(&mut stream, &mut buf)).await {
+            Ok(Ok(Some(head))) => head,
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(response)) => {
+                let _ = write_all(&mut stream, &response.to_bytes(false)).await;
+                return;
+            }
+        };
+        let keep_alive = head.keep_alive();
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let decision = hub.inner.gate.decide(&head, now_unix);
+        let decision_kind = if matches!(decision, Decision::Api) {
+            Kind::Api
+        } else {
+            Kind::Other
+        };
+        let response = match decision {
+            Decision::Upgrade { params, shard, key } => {
+                upgrade(&rt, hub, stream, peer, buf, params, shard, key).await;
+                return;
+            }
+            Decision::Health => {
+                let (status, body) = health(&hub.snapshot().await);
+                Response::json(status, body)
+            }
+            Decision::Stats => Response::json(200, stats_json(&hub.snapshot().await)),
+            Decision::Metrics => Response::new(
+                200,
+                "text/plain; version=0.0.4",
+                metrics_text(&hub.snapshot().await),
+            ),
+            Decision::Demo => Response::html(200, hub_edge::demo::DEMO_PAGE),
+            Decision::Api => match read_body(&rt, &mut stream, &mut buf, &head).await {
+                Ok(body) => match hub.inner.gate.api_request(&head, &body) {
+                    Ok(request) => match hub.command(hub_serve::api::command(&request)).await {
+                        Ok(reply) => hub_serve::api::response(&reply),
+                        Err(e) => Response::json(503, format!(r#"{{"error":"{e}"}}"#)),
+                    },
+                    Err(response) => response,
+                },
+                Err(response) => {
+                    let _ = write_all(&mut stream, &response.to_bytes(false)).await;
+                    return;
+                }
+            },
+            Decision::Respond(response) => response,
+        };
+        // A body this request carried and nobody read must not be taken for the next request.
+        let unread = if matches!(decision_kind, Kind::Api) {
+            0
+        } else {
+            head.content_length().unwrap_or(usize::MAX)
+        };
+        let keep_alive = keep_alive
+            && response.status < 500
+            && discard(&rt, &mut stream, &mut buf, unread).await;
+        let response = if head.method == "HEAD" {
+            Response {
+                body: Vec::new(),
+                ..response
+            }
+        } else {
+            response
+        };
+        if write_all(&mut stream, &response.to_bytes(keep_alive))
+            .await
+            .is_err()
+            || !keep_alive
+        {
+            return;
+        }
+    }
+}
+
+/// Reads until a full request head is in `buf`; `Ok(None)` when the peer closed first.
+async fn read_head<C: Conn>(
+    stream: &mut C,
+    buf: &mut BytesMut,
+) -> Result<Option<RequestHead>, Response> {
+    loop {
+        if !buf.is_empty() {
+            match parse_request(buf, MAX_HEAD) {
+                Ok(Parsed::Complete { head, head_len }) => {
+                    let _ = buf.split_to(head_len);
+                    return Ok(Some(head));
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    let body = format!(r#"{{"error":"{e}"}}"#);
+                    return Err(Response::json(e.status(), body));
+                }
+            }
+        }
+        match stream.read_with(|bytes| buf.extend_from_slice(bytes)).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads until `buf` holds `len` bytes; false on end of stream or after the keep-alive wait.
+async fn fill<R: Runtime, C: Conn>(rt: &R, stream: &mut C, buf: &mut BytesMut, len: usize) -> bool {
+    while buf.len() < len {
+        match timeout(
+            rt,
+            KEEP_ALIVE,
+            stream.read_with(|bytes| buf.extend_from_slice(bytes)),
+        )
+        .await
+        {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Whether a request's body was read by its handler.
+enum Kind {
+    Api,
+    Other,
+}
+
+/// Skips `len` unread body bytes; false when the connection cannot be reused.
+async fn discard<R: Runtime, C: Conn>(
+    rt: &R,
+    stream: &mut C,
+    buf: &mut BytesMut,
+    len: usize,
+) -> bool {
+    if len > MAX_API_BODY || !fill(rt, stream, buf, len).await {
+        return false;
+    }
+    let _ = buf.split_to(len);
+    true
+}
+
+/// Reads the request body announced by Content-Length.
+async fn read_body<R: Runtime, C: Conn>(
+    rt: &R,
+    stream: &mut C,
+    buf: &mut BytesMut,
+    head: &RequestHead,
+) -> Result<Vec<u8>, Response> {
+    let len = head
+        .content_length()
+        .map_err(|e| Response::json(400, format!(r#"{{"error":"{e}"}}"#)))?;
+    if len > MAX_API_BODY {
+        return Err(Response::json(
+            413,
+            format!(r#"{{"error":"body over {MAX_API_BODY} bytes"}}"#),
+        ));
+    }
+    if !fill(rt, stream, buf, len).await {
+        return Err(Response::json(
+            400,
+            r#"{"error":"body shorter than Content-Length"}"#,
+        ));
+    }
+    Ok(buf.split_to(len).to_vec())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upgrade<R: Runtime, C: Conn>(
+    rt: &R,
+    hub: Hub,
+    mut stream: C,
+    peer: SocketAddr,
+    leftover: BytesMut,
+    params: hub_core::OpenParams,
+    shard: Option<hub_core::ShardId>,
+    key: String,
+) {
+    let refuse = |status: u16, message: &str| {
+        Response::json(status, format!(r#"{{"error":"{message}"}}"#)).to_bytes(false)
+    };
+    if hub
+        .inner
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        let _ = write_all(&mut stream, &refuse(503, "the node is shutting down")).await;
+        return;
+    }
+    let ip = peer.ip();
+    let admitted = hub
+        .inner
+        .limiter
+        .lock()
+        .map(|mut l| l.acquire(ip))
+        .unwrap_or(false);
+    if !admitted {
+        tracing::warn!(%ip, "connection refused: too many connections from this address");
+        let _ = write_all(
+            &mut stream,
+            &refuse(429, "too many connections from this address"),
+        )
+        .await;
+        return;
+    }
+    let mut params = params;
+    params.peer = Some(peer);
+    if write_all(&mut stream, &upgrade_response(&key))
+        .await
+        .is_ok()
+    {
+        let result =
+            crate::conn::open_and_run(rt, hub.clone(), stream, leftover.freeze(), params, shard)
+                .await;
+        if let Err(e) = result {
+            tracing::warn!(%peer, error = %e, "connection not opened");
+        }
+    }
+    if let Ok(mut limiter) = hub.inner.limiter.lock() {
+        limiter.release(ip);
+    }
+}

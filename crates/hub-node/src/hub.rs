@@ -1,0 +1,329 @@
+//! The embedding API: a cloneable [`Hub`] handle to a running node, and the [`Handler`]
+//! callbacks an application can attach to it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hub_core::node::{Command, Reply};
+use hub_core::protocol::{self, ErrorCode};
+use hub_core::shard::{Event, Input, OpenError, OpenParams};
+use hub_core::{frame, ClientId, ConnId, NodeId, RoomName, ShardId, ShardStats, Target, UserId};
+use hub_edge::stats::{NodeSnapshot, ShardSnapshot};
+use hub_serve::{Gate, IpLimiter, Settings};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::node_task::{NodeMsg, NodeSnap};
+use crate::runtime::{Conn, Runtime};
+use crate::shard_task::{ShardMsg, ShardSnap, ShardTx};
+
+/// Callbacks for an application that embeds the hub. Every method has a default that does
+/// nothing. They run on the shard's task: keep them short and never block.
+pub trait Handler: Send + Sync + 'static {
+    /// A connection opened.
+    fn on_connect(&self, hub: &Hub, conn: ConnId, client: &ClientId, user: Option<&UserId>) {
+        let _ = (hub, conn, client, user);
+    }
+    /// A message the hub did not handle itself (all of them with the raw protocol).
+    fn on_message(&self, hub: &Hub, conn: ConnId, data: Bytes, binary: bool) {
+        let _ = (hub, conn, data, binary);
+    }
+    /// A connection closed with `code`.
+    fn on_disconnect(&self, hub: &Hub, conn: ConnId, client: &ClientId, code: u16) {
+        let _ = (hub, conn, client, code);
+    }
+    /// A client request was refused with an error frame.
+    fn on_error(&self, hub: &Hub, conn: ConnId, code: ErrorCode, message: &str) {
+        let _ = (hub, conn, code, message);
+    }
+}
+
+/// Why a call on the hub failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// The payload is not valid JSON (the JSON protocol carries JSON `data`).
+    #[error("data is not valid JSON")]
+    BadData,
+    /// The node is shutting down or its tasks are gone.
+    #[error("the node is not running")]
+    Stopped,
+    /// The connection could not be opened.
+    #[error("connection refused: {0}")]
+    Open(#[from] OpenError),
+}
+
+pub(crate) struct Inner {
+    pub(crate) runtime: &'static str,
+    pub(crate) settings: Settings,
+    pub(crate) node_id: NodeId,
+    pub(crate) gate: Gate,
+    pub(crate) shards: Vec<ShardTx>,
+    pub(crate) node: mpsc::UnboundedSender<NodeMsg>,
+    pub(crate) handler: Option<Arc<dyn Handler>>,
+    pub(crate) limiter: Mutex<IpLimiter>,
+    pub(crate) next_shard: AtomicUsize,
+    pub(crate) live: AtomicUsize,
+    pub(crate) all_closed: Notify,
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) started: Instant,
+    pub(crate) drain_timeout: std::time::Duration,
+    pub(crate) cluster: std::sync::OnceLock<Arc<hub_mesh::Cluster>>,
+}
+
+/// A handle to a running node: emit, publish, look up, disconnect. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("node", &self.inner.node_id)
+            .finish()
+    }
+}
+
+fn json_data(data: &str) -> Result<&str, HubError> {
+    if protocol::is_json(data) {
+        Ok(data)
+    } else {
+        Err(HubError::BadData)
+    }
+}
+
+impl Hub {
+    /// This node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.inner.node_id
+    }
+
+    /// Where the gRPC service listens, when it runs.
+    pub fn grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.cluster.get().map(|c| c.grpc_addr())
+    }
+
+    /// The node's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Runs a router command and waits for its reply.
+    pub async fn command(&self, command: Command) -> Result<Reply, HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .node
+            .send(NodeMsg::Command { command, reply: tx })
+            .map_err(|_| HubError::Stopped)?;
+        rx.await.map_err(|_| HubError::Stopped)
+    }
+
+    async fn deliver(
+        &self,
+        target: Target,
+        room: Option<&str>,
+        data: &str,
+    ) -> Result<u64, HubError> {
+        let frame = protocol::message(room, None, json_data(data)?);
+        match self.command(Command::Deliver { target, frame }).await? {
+            Reply::Delivered(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    /// Sends `{"type":"message","data":DATA}` to client `id` wherever it is; returns how many
+    /// connections it reached. `data` is JSON text.
+    pub async fn emit(&self, id: &str, data: &str) -> Result<u64, HubError> {
+        self.deliver(Target::Client(ClientId::from(id)), None, data)
+            .await
+    }
+
+    /// Sends `data` to every connection of `user`.
+    pub async fn emit_user(&self, user: &str, data: &str) -> Result<u64, HubError> {
+        self.deliver(Target::User(UserId::from(user)), None, data)
+            .await
+    }
+
+    /// Publishes `data` to every member of `room`.
+    pub async fn publish(&self, room: &str, data: &str) -> Result<u64, HubError> {
+        self.deliver(Target::Room(RoomName::from(room)), Some(room), data)
+            .await
+    }
+
+    /// Sends `data` to every connection.
+    pub async fn broadcast(&self, data: &str) -> Result<u64, HubError> {
+        self.deliver(Target::All, None, data).await
+    }
+
+    /// The node holding client `id`, if it is online.
+    pub async fn online(&self, id: &str) -> Result<Option<NodeId>, HubError> {
+        match self
+            .command(Command::Online {
+                client: ClientId::from(id),
+            })
+            .await?
+        {
+            Reply::Online(node) => Ok(node),
+            _ => Ok(None),
+        }
+    }
+
+    /// Closes client `id`'s connection with 4003; whether one was closed.
+    pub async fn disconnect(&self, id: &str) -> Result<bool, HubError> {
+        match self
+            .command(Command::Disconnect {
+                client: ClientId::from(id),
+            })
+            .await?
+        {
+            Reply::Disconnected(yes) => Ok(yes),
+            _ => Ok(false),
+        }
+    }
+
+    /// Adds client `id` to `room`; whether it was found and joined.
+    pub async fn join(&self, id: &str, room: &str) -> Result<bool, HubError> {
+        let command = Command::Join {
+            client: ClientId::from(id),
+            room: RoomName::from(room),
+        };
+        Ok(matches!(self.command(command).await?, Reply::Delivered(n) if n > 0))
+    }
+
+    /// Sends one finished frame to one connection, without waiting (for raw-protocol apps).
+    pub fn send_frame(&self, conn: ConnId, frame: Bytes) {
+        let input = Input::Deliver {
+            target: Target::Conn(conn),
+            frame,
+            req: None,
+        };
+        if let Some(shard) = self.inner.shards.get(usize::from(conn.shard.0)) {
+            let _ = shard.control.send(ShardMsg::Input(input));
+        }
+    }
+
+    /// Sends a text message to one connection.
+    pub fn send_text(&self, conn: ConnId, text: &str) {
+        self.send_frame(conn, frame::text(text.as_bytes()));
+    }
+
+    /// Sends a binary message to one connection.
+    pub fn send_binary(&self, conn: ConnId, data: &[u8]) {
+        self.send_frame(conn, frame::binary(data));
+    }
+
+    /// Node-wide gauges and counters, as `/stats` shows them.
+    pub async fn snapshot(&self) -> NodeSnapshot {
+        let mut shards = Vec::with_capacity(self.inner.shards.len());
+        for shard in &self.inner.shards {
+            let (tx, rx) = oneshot::channel();
+            let _ = shard.control.send(ShardMsg::Snapshot(tx));
+            shards.push(rx.await.unwrap_or_default());
+        }
+        let (tx, rx) = oneshot::channel();
+        let _ = self.inner.node.send(NodeMsg::Snapshot(tx));
+        let router: NodeSnap = rx.await.unwrap_or_default();
+        let mut totals = ShardStats::default();
+        for s in &shards {
+            totals.add(&s.stats);
+        }
+        let settings = &self.inner.settings;
+        NodeSnapshot {
+            node: self.inner.node_id.to_string(),
+            runtime: self.inner.runtime,
+            registry: settings.registry.describe(),
+            bus: settings.bus.describe(),
+            uptime_secs: self.inner.started.elapsed().as_secs(),
+            shards: shards
+                .iter()
+                .map(|s: &ShardSnap| ShardSnapshot {
+                    connections: s.connections,
+                    rooms: s.rooms,
+                    queued_bytes: s.queued_bytes,
+                })
+                .collect(),
+            totals,
+            router: router.stats,
+            rooms: router.rooms.len(),
+            peers: router.peers.iter().map(|p| p.to_string()).collect(),
+            degraded: self.inner.cluster.get().and_then(|c| c.degraded()),
+            cluster: self
+                .inner
+                .cluster
+                .get()
+                .map(|c| c.stats())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Connections currently held by this node's tasks.
+    pub fn live_connections(&self) -> usize {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// Serves a WebSocket over a connection that was already upgraded elsewhere (the
+    /// `101` response has been sent; the stream now carries frames), on runtime `rt`.
+    /// Returns when the connection ends. The runtime adapters wrap this for their streams.
+    pub async fn serve_conn<R: Runtime, C: Conn>(
+        &self,
+        rt: &R,
+        conn: C,
+        params: OpenParams,
+    ) -> Result<(), HubError> {
+        let shard = params
+            .client
+            .as_ref()
+            .map(|c| hub_core::shard_for(c.as_str(), self.inner.settings.shards));
+        crate::conn::open_and_run(rt, self.clone(), conn, Bytes::new(), params, shard).await
+    }
+
+    pub(crate) fn pick_shard(&self, wanted: Option<ShardId>) -> ShardId {
+        wanted.unwrap_or_else(|| {
+            let n = self.inner.shards.len().max(1);
+            ShardId((self.inner.next_shard.fetch_add(1, Ordering::Relaxed) % n) as u16)
+        })
+    }
+
+    pub(crate) fn shard_tx(&self, shard: ShardId) -> Option<&ShardTx> {
+        self.inner.shards.get(usize::from(shard.0))
+    }
+}
+
+/// Hands an application event to the handler, if there is one.
+pub(crate) fn dispatch_event(hub: &Hub, event: &Event) {
+    let Some(handler) = &hub.inner.handler else {
+        return;
+    };
+    match event {
+        Event::Connected { conn, client, user } => {
+            handler.on_connect(hub, *conn, client, user.as_ref())
+        }
+        Event::Message { conn, data, binary } => {
+            handler.on_message(hub, *conn, data.clone(), *binary)
+        }
+        Event::Disconnected { conn, client, code } => {
+            handler.on_disconnect(hub, *conn, client, *code)
+        }
+        Event::Error {
+            conn,
+            code,
+            message,
+        } => handler.on_error(hub, *conn, *code, message),
+    }
+}
+
+/// The node as the gRPC services see it.
+pub(crate) struct HubApi(pub(crate) Hub);
+
+impl hub_mesh::NodeApi for HubApi {
+    fn command(&self, command: Command) -> hub_mesh::BoxFuture<Option<Reply>> {
+        let hub = self.0.clone();
+        Box::pin(async move { hub.command(command).await.ok() })
+    }
+
+    fn stats_json(&self) -> hub_mesh::BoxFuture<String> {
+        let hub = self.0.clone();
+        Box::pin(async move { hub_edge::stats::stats_json(&hub.snapshot().await) })
+    }
+}

@@ -1,0 +1,127 @@
+//! What a node needs from an async runtime, and from a connection's byte stream.
+//!
+//! The tokio and smol adapters implement these two traits (a few dozen lines each); every
+//! task of the node is written once against them. Channels come from `tokio::sync`, which
+//! works under any executor.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+
+/// Spawning and timers.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The runtime's name, for logs and `/stats`.
+    fn name(&self) -> &'static str;
+
+    /// Runs `task` in the background.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
+
+    /// Completes at `at`.
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Runs `future` where tokio's reactor is available (the cluster plumbing — tonic, redis,
+    /// etcd-client — needs it). On tokio this is the future itself.
+    fn with_tokio<F: Future + Send + 'static>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F::Output: Send + 'static;
+}
+
+/// A connection's byte stream (TCP, or a stream upgraded elsewhere).
+pub trait Conn: Send + 'static {
+    /// Waits for bytes and passes them to `sink` (read through a buffer shared by the
+    /// thread's connections where the stream allows it, so an idle connection holds none).
+    /// Returns how many bytes were read; 0 at end of stream.
+    fn read_with<F: FnOnce(&[u8]) + Send>(
+        &mut self,
+        sink: F,
+    ) -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// Writes some of `slices` in one vectored write; how many bytes were written.
+    fn write_vectored(
+        &mut self,
+        slices: &[IoSlice<'_>],
+    ) -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// Flushes buffered writes.
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Shuts the write side down.
+    fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Most slices in one vectored write.
+const MAX_IOV: usize = 64;
+
+/// Writes `frames` in order with as few vectored writes as possible, then flushes.
+pub async fn write_frames<C: Conn>(conn: &mut C, mut frames: Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < frames.len() {
+        let written = {
+            let slices: Vec<IoSlice<'_>> = frames[first..]
+                .iter()
+                .take(MAX_IOV)
+                .map(|f| IoSlice::new(f))
+                .collect();
+            conn.write_vectored(&slices).await?
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = written;
+        while left > 0 && first < frames.len() {
+            let frame = &mut frames[first];
+            if frame.len() <= left {
+                left -= frame.len();
+                first += 1;
+            } else {
+                frame.advance(left);
+                left = 0;
+            }
+        }
+        while first < frames.len() && frames[first].is_empty() {
+            first += 1;
+        }
+    }
+    conn.flush().await
+}
+
+/// Writes all of `bytes`.
+pub async fn write_all<C: Conn>(conn: &mut C, bytes: &[u8]) -> io::Result<()> {
+    write_frames(conn, vec![Bytes::copy_from_slice(bytes)]).await
+}
+
+/// Shuts the write side, then reads and discards what the client still sends until it
+/// closes or `linger` passes: closing a socket with unread bytes resets it, and the client
+/// could lose the close frame.
+pub async fn linger_close<R: Runtime, C: Conn>(rt: &R, conn: &mut C, linger: Duration) {
+    let _ = conn.shutdown_write().await;
+    let drain = async {
+        loop {
+            if !matches!(conn.read_with(|_| {}).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    };
+    let _ = timeout(rt, linger, drain).await;
+}
+
+/// `future`'s output, or `Err(())` when `limit` passes first.
+pub async fn timeout<R: Runtime, F: Future>(
+    rt: &R,
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, ()> {
+    let sleep = rt.sleep_until(Instant::now() + limit);
+    tokio::pin!(future);
+    tokio::pin!(sleep);
+    tokio::select! {
+        biased;
+        out = &mut future => Ok(out),
+        () = &mut sleep => Err(()),
+    }
+}

@@ -1,0 +1,112 @@
+//! The tokio implementations of hub-node's `Runtime` and `Conn`.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::time::Instant;
+
+use hub_node::{Conn, Runtime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Size of the read buffer shared by the TCP connections of one worker thread.
+const SHARED_READ_BUFFER: usize = 64 * 1024;
+/// Size of the read buffer of a stream upgraded elsewhere.
+const OWN_READ_BUFFER: usize = 4 * 1024;
+
+thread_local! {
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; SHARED_READ_BUFFER]);
+}
+
+/// The tokio runtime the node runs on (the current one).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioRuntime;
+
+impl Runtime for TokioRuntime {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at))
+    }
+
+    fn with_tokio<F: Future + Send + 'static>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F::Output: Send + 'static,
+    {
+        future
+    }
+}
+
+/// A TCP connection, read through the worker thread's shared buffer: an idle connection
+/// holds no read buffer.
+#[derive(Debug)]
+pub struct TcpConn(pub TcpStream);
+
+impl Conn for TcpConn {
+    async fn read_with<F: FnOnce(&[u8]) + Send>(&mut self, sink: F) -> io::Result<usize> {
+        let mut sink = Some(sink);
+        loop {
+            self.0.readable().await?;
+            let read = READ_BUFFER.with_borrow_mut(|buf| match self.0.try_read(buf) {
+                Ok(n) => {
+                    if let Some(sink) = sink.take() {
+                        sink(&buf[..n]);
+                    }
+                    Ok(Some(n))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            })?;
+            if let Some(n) = read {
+                return Ok(n);
+            }
+        }
+    }
+
+    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(slices).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().await
+    }
+
+    async fn shutdown_write(&mut self) -> io::Result<()> {
+        self.0.shutdown().await
+    }
+}
+
+/// Any tokio stream (for example one axum or hyper upgraded), read through a small buffer
+/// of its own.
+#[derive(Debug)]
+pub struct IoConn<S>(pub S);
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for IoConn<S> {
+    async fn read_with<F: FnOnce(&[u8]) + Send>(&mut self, sink: F) -> io::Result<usize> {
+        let mut buf = [0u8; OWN_READ_BUFFER];
+        let n = self.0.read(&mut buf).await?;
+        sink(&buf[..n]);
+        Ok(n)
+    }
+
+    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(slices).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().await
+    }
+
+    async fn shutdown_write(&mut self) -> io::Result<()> {
+        self.0.shutdown().await
+    }
+}
