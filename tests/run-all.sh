@@ -36,5 +36,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== build the binary the integration tests run"
 cargo build -p hubbub
 
-echo "== tests"
-cargo test --workspace
+echo "== tests (integration suite on tokio)"
+HUBBUB_TEST_RUNTIME=tokio cargo test --workspace
+
+echo "== integration suite again: single nodes on smol, clusters mixing smol and tokio nodes"
+HUBBUB_TEST_RUNTIME=mixed cargo test -p hubbub-tests

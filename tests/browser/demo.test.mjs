@@ -41,7 +41,9 @@ let context = null;
 let pageA = null;
 let pageB = null;
 let failed = false;
+let joined = false; // the later steps need both tabs in the room
 const pageProblems = []; // uncaught exceptions and console errors, from either page
+const knownIssues = new Set(); // harmless, reported as diagnostics
 
 // Hard stop: if anything hangs past TOTAL, kill the node and exit non-zero.
 const watchdog = setTimeout(() => {
@@ -65,6 +67,13 @@ function freePort() {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Resolves with the promise's value, or with 'timeout' after ms (and leaves no timer behind).
+function within(promise, ms) {
+  let timer;
+  const timeout = new Promise((r) => { timer = setTimeout(() => r('timeout'), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 // Starts the node on a free port and waits for /healthz; retries on another port if the
 // node dies first (e.g. the port was taken in between).
@@ -107,12 +116,11 @@ async function stopNode() {
   const child = node;
   node = null;
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
+  const gone = new Promise((r) => child.once('exit', () => r('exited')));
   child.kill('SIGTERM');
-  const timer = sleep(5000).then(() => 'timeout');
-  if ((await Promise.race([gone, timer])) === 'timeout') {
+  if ((await within(gone, 5000)) === 'timeout') {
     child.kill('SIGKILL');
-    await Promise.race([gone, sleep(2000)]);
+    await within(gone, 2000);
   }
 }
 
@@ -122,7 +130,12 @@ async function openPage(label) {
   page.setDefaultNavigationTimeout(WAIT);
   page.on('pageerror', (err) => pageProblems.push(`${label}: uncaught ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error') pageProblems.push(`${label}: console.error ${msg.text()}`);
+    if (msg.type() !== 'error') return;
+    const where = msg.location()?.url || '';
+    // Chromium asks every page for /favicon.ico; the node has none and answers 404, which
+    // Chromium logs as an error. Known and harmless: noted, not failed on.
+    if (where.endsWith('/favicon.ico')) knownIssues.add(`GET /favicon.ico answers 404 (${msg.text()})`);
+    else pageProblems.push(`${label}: console.error ${msg.text()}${where ? ' at ' + where : ''}`);
   });
   const res = await page.goto(`${base}/`);
   assert.equal(res.status(), 200, `GET / on ${label}`);
@@ -164,6 +177,10 @@ async function waitForSystemLine(page, text) {
     .waitFor({ state: 'attached', timeout: WAIT });
 }
 
+function countFrom(page, who) {
+  return page.$$eval('#log li > .who', (els, who) => els.filter((e) => e.textContent === who).length, who);
+}
+
 function messagesWithText(log, text) {
   return log.filter((e) => e.cls === '' && e.parts.at(-1)?.[1] === text);
 }
@@ -203,6 +220,9 @@ before(async () => {
     throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
   }
   fs.mkdirSync(OUT, { recursive: true });
+  for (const f of fs.readdirSync(OUT)) {
+    if (/^page-[ab](-failure)?\.png$/.test(f)) fs.rmSync(path.join(OUT, f)); // stale from a past run
+  }
   await startNode();
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hubbub-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
@@ -239,7 +259,7 @@ after(async () => {
       if (pageProblems.length) console.error(`# page problems:\n${pageProblems.join('\n')}`);
       console.error(`# hubbub log:\n${nodeLog}`);
     }
-    await Promise.race([context?.close(), sleep(10_000)]);
+    if (context) await within(context.close(), 10_000);
   } finally {
     await stopNode();
     if (profile) fs.rmSync(profile, { recursive: true, force: true });
@@ -247,8 +267,13 @@ after(async () => {
 }, { timeout: STEP });
 
 // Marks the run failed (for the after hook) when a test body throws.
-function step(name, fn) {
+function step(name, fn, { needsJoin = true } = {}) {
   test(name, { timeout: STEP }, async (t) => {
+    if (needsJoin && !joined) {
+      failed = true;
+      t.skip('the tabs never joined the room');
+      return;
+    }
     try {
       await fn(t);
     } catch (err) {
@@ -267,11 +292,12 @@ step('the page loads offline, with its controls', async () => {
     assert.ok(await page.locator('#text').isDisabled(), 'message box disabled before joining');
     assert.ok(await page.locator('#send').isDisabled(), 'Send disabled before joining');
   }
-});
+}, { needsJoin: false });
 
 step('two tabs join the same room under different names and show connected', async () => {
   await join(pageA, 'alice', ROOM1);
   await join(pageB, 'bob', ROOM1);
+  joined = true;
   for (const [page, name] of [[pageA, 'alice'], [pageB, 'bob']]) {
     assert.equal(await page.locator('#dot').getAttribute('class'), 'on');
     // The indicator is really green (the stylesheet applied), not just classed.
@@ -292,7 +318,7 @@ step('two tabs join the same room under different names and show connected', asy
     const res = await fetch(`${base}/api/online/${id}`, { signal: AbortSignal.timeout(WAIT) });
     assert.deepEqual(await res.json(), { online: true, node: `node-${port}` });
   }
-});
+}, { needsJoin: false });
 
 step('a message typed in A (Enter) shows in B and in A, under A\'s name', async () => {
   const text = 'hello from alice';
@@ -316,22 +342,27 @@ step('a message sent from B with the Send button shows in A', async () => {
 
 step('an HTML-looking message is rendered as text, creating no element', async () => {
   const text = '<b>x</b>';
+  const before = { A: await countFrom(pageA, 'alice'), B: await countFrom(pageB, 'alice') };
   await say(pageA, text, 'enter');
-  await waitForMessage(pageB, 'alice', text);
-  await waitForMessage(pageA, 'alice', text);
+  // Wait for the new line whatever it looks like, so a page that renders markup fails on the
+  // assertions below rather than on a timeout.
+  for (const [page, key] of [[pageA, 'A'], [pageB, 'B']]) {
+    await page.waitForFunction(
+      (n) => [...document.querySelectorAll('#log li > .who')].filter((w) => w.textContent === 'alice').length > n,
+      before[key],
+      { timeout: WAIT, polling: 100 },
+    );
+  }
   for (const page of [pageA, pageB]) {
     assert.equal(await page.locator('#log b').count(), 0, 'no <b> element in the log');
     // Every <li> holds only the page's own <span>s.
     const tags = await page.$$eval('#log li *', (els) => [...new Set(els.map((e) => e.tagName))]);
     assert.deepEqual(tags, ['SPAN']);
-    const shown = await page
-      .locator('#log li')
-      .filter({ hasText: 'x</b>' })
-      .last()
-      .locator('span')
-      .last()
-      .innerText();
-    assert.equal(shown, text, 'the markup is visible as typed');
+    const last = (await readLog(page)).filter((e) => e.parts[0]?.[1] === 'alice').at(-1);
+    assert.deepEqual(last, { cls: '', parts: [['who', 'alice'], ['', text]] }, 'shown as typed');
+    // And what is painted is the markup itself, not a bold "x".
+    const painted = await page.locator('#log li').last().locator('span').last().innerText();
+    assert.equal(painted, text);
   }
 });
 
@@ -396,6 +427,7 @@ step('Disconnect takes a tab offline', async () => {
   assert.equal(online, false, 'bob is offline on the node');
 });
 
-step('no page threw or logged an error', async () => {
+step('no page threw or logged an error', async (t) => {
+  for (const issue of knownIssues) t.diagnostic(`known issue: ${issue}`);
   assert.deepEqual(pageProblems, []);
-});
+}, { needsJoin: false });

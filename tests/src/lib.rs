@@ -40,6 +40,19 @@ pub fn hubbub_bin() -> PathBuf {
     bin
 }
 
+/// The runtime node number `index` runs on, from `HUBBUB_TEST_RUNTIME`: `tokio` (the
+/// default), `smol`, or `mixed` (even-numbered nodes on smol, odd ones on tokio, so one
+/// cluster runs both and single-node tests run on smol). The suite is the same for every
+/// runtime; `tests/run-all.sh` runs it once with `tokio` and once with `mixed`.
+pub fn runtime_for(index: usize) -> &'static str {
+    match std::env::var("HUBBUB_TEST_RUNTIME").as_deref() {
+        Ok("smol") => "smol",
+        Ok("mixed") if index.is_multiple_of(2) => "smol",
+        Ok("tokio") | Ok("mixed") | Err(_) => "tokio",
+        Ok(other) => panic!("HUBBUB_TEST_RUNTIME must be tokio, smol or mixed, not {other:?}"),
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; the node binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -57,20 +70,31 @@ pub struct TestNode {
 
 impl TestNode {
     /// Starts a cluster node: `--node-id NAME --grpc-listen 127.0.0.1:PORT` plus `flags`;
-    /// returns the node and its gRPC address.
+    /// returns the node and its gRPC address. The node's position (the digits ending
+    /// `name`) picks its runtime in the `mixed` mode of [`runtime_for`].
     pub fn start_clustered(name: &str, flags: &[&str]) -> (TestNode, String) {
         let grpc = format!("127.0.0.1:{}", free_port());
+        let index: usize = name
+            .trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap_or(0);
         let mut all = vec!["--node-id", name, "--grpc-listen", grpc.as_str()];
         all.extend_from_slice(flags);
-        (TestNode::start(&all), grpc)
+        (TestNode::start_on(runtime_for(index), &all), grpc)
     }
 
-    /// Starts `hubbub serve --listen 127.0.0.1:PORT FLAGS...` and waits until it answers.
+    /// Starts `hubbub serve --listen 127.0.0.1:PORT FLAGS...` on the runtime under test and
+    /// waits until it answers.
     pub fn start(flags: &[&str]) -> TestNode {
+        TestNode::start_on(runtime_for(0), flags)
+    }
+
+    /// Like [`TestNode::start`], on the given runtime (`tokio` or `smol`).
+    pub fn start_on(runtime: &str, flags: &[&str]) -> TestNode {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let listen = addr.to_string();
-        let mut args = vec!["serve", "--listen", listen.as_str()];
+        let mut args = vec!["serve", "--runtime", runtime, "--listen", listen.as_str()];
         args.extend_from_slice(flags);
         let child = Command::new(hubbub_bin())
             .args(&args)

@@ -54,6 +54,33 @@ pub trait Conn: Send + 'static {
     fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
+/// Size of the read buffer shared by the connections of one thread.
+const SHARED_READ_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SHARED_READ_BUFFER]);
+}
+
+/// One non-blocking read through the thread's shared buffer, for [`Conn::read_with`] on
+/// sockets: `try_read` reads into the buffer; on success the bytes go to the sink (taken
+/// from `sink`) and the count is returned; `Ok(None)` means "would block, wait for
+/// readiness again". An idle connection thereby holds no read buffer of its own.
+pub fn read_shared<F: FnOnce(&[u8])>(
+    try_read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    sink: &mut Option<F>,
+) -> io::Result<Option<usize>> {
+    READ_BUFFER.with_borrow_mut(|buf| match try_read(buf) {
+        Ok(n) => {
+            if let Some(sink) = sink.take() {
+                sink(&buf[..n]);
+            }
+            Ok(Some(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    })
+}
+
 /// Most slices in one vectored write.
 const MAX_IOV: usize = 64;
 

@@ -123,10 +123,43 @@ fn serve(args: cli::ServeArgs) -> ExitCode {
         eprintln!("hubbub: {e}");
         return ExitCode::from(2);
     }
-    if settings.runtime == hub_serve::RuntimeKind::Smol {
-        eprintln!("hubbub: --runtime smol: the smol runtime is not available in this build yet; use --runtime tokio");
-        return ExitCode::from(2);
+    match settings.runtime {
+        hub_serve::RuntimeKind::Tokio => serve_tokio(settings),
+        hub_serve::RuntimeKind::Smol => serve_smol(settings),
     }
+}
+
+fn ready(
+    settings: &hub_serve::Settings,
+    addr: std::net::SocketAddr,
+    grpc: Option<std::net::SocketAddr>,
+) {
+    tracing::info!(
+        listen = %addr,
+        grpc = ?grpc,
+        node = %settings.node_name(),
+        runtime = settings.runtime.name(),
+        shards = settings.shards,
+        registry = %settings.registry.describe(),
+        bus = %settings.bus.describe(),
+        "hubbub node ready: clients on ws://{addr}/ws, demo page on http://{addr}/"
+    );
+}
+
+fn finished(result: Result<(), hubbub_tokio::ServeError>) -> ExitCode {
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hubbub: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve_tokio(settings: hub_serve::Settings) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -145,25 +178,35 @@ fn serve(args: cli::ServeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let addr = server.local_addr();
-        tracing::info!(
-            listen = %addr,
-            node = %settings.node_name(),
-            runtime = settings.runtime.name(),
-            shards = settings.shards,
-            registry = %settings.registry.describe(),
-            "hubbub node ready: clients on ws://{addr}/ws, demo page on http://{addr}/"
-        );
-        match server.run(shutdown_signal()).await {
-            Ok(()) => {
-                tracing::info!("stopped");
-                ExitCode::SUCCESS
-            }
+        ready(&settings, server.local_addr(), server.grpc_addr());
+        finished(server.run(shutdown_signal()).await)
+    })
+}
+
+fn serve_smol(settings: hub_serve::Settings) -> ExitCode {
+    let rt = match hubbub_smol::SmolRuntime::new(usize::from(settings.shards)) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hubbub: cannot start the smol executor: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.clone().block_on(async move {
+        let protocol = hub_core::ClientProtocol::Json;
+        let server = match hubbub_smol::Server::bind(rt, settings.clone(), None, protocol).await {
+            Ok(server) => server,
             Err(e) => {
                 eprintln!("hubbub: {e}");
-                ExitCode::from(1)
+                return ExitCode::from(2);
             }
-        }
+        };
+        ready(&settings, server.local_addr(), server.hub().grpc_addr());
+        // Signals are read through tokio's signal driver, reached via async-compat.
+        finished(
+            server
+                .run(async_compat::Compat::new(shutdown_signal()))
+                .await,
+        )
     })
 }
 

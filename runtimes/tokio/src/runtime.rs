@@ -1,22 +1,15 @@
 //! The tokio implementations of hub-node's `Runtime` and `Conn`.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::time::Instant;
 
-use hub_node::{Conn, Runtime};
+use hub_node::{read_shared, Conn, Runtime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Size of the read buffer shared by the TCP connections of one worker thread.
-const SHARED_READ_BUFFER: usize = 64 * 1024;
 /// Size of the read buffer of a stream upgraded elsewhere.
 const OWN_READ_BUFFER: usize = 4 * 1024;
-
-thread_local! {
-    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; SHARED_READ_BUFFER]);
-}
 
 /// The tokio runtime the node runs on (the current one).
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,16 +49,7 @@ impl Conn for TcpConn {
         let mut sink = Some(sink);
         loop {
             self.0.readable().await?;
-            let read = READ_BUFFER.with_borrow_mut(|buf| match self.0.try_read(buf) {
-                Ok(n) => {
-                    if let Some(sink) = sink.take() {
-                        sink(&buf[..n]);
-                    }
-                    Ok(Some(n))
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                Err(e) => Err(e),
-            })?;
+            let read = read_shared(|buf| self.0.try_read(buf), &mut sink)?;
             if let Some(n) = read {
                 return Ok(n);
             }

@@ -1,0 +1,102 @@
+//! The smol implementations of hub-node's `Runtime` and `Conn`.
+
+use std::future::Future;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use hub_node::{read_shared, Conn, Runtime};
+use smol::Executor;
+
+/// A smol executor run by a fixed number of threads.
+#[derive(Clone)]
+pub struct SmolRuntime {
+    executor: Arc<Executor<'static>>,
+}
+
+impl std::fmt::Debug for SmolRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmolRuntime")
+    }
+}
+
+impl SmolRuntime {
+    /// An executor run by `threads` threads (at least one), which live as long as the process.
+    pub fn new(threads: usize) -> io::Result<SmolRuntime> {
+        let executor = Arc::new(Executor::new());
+        for i in 0..threads.max(1) {
+            let ex = executor.clone();
+            std::thread::Builder::new()
+                .name(format!("hubbub-smol-{i}"))
+                .spawn(move || smol::block_on(ex.run(std::future::pending::<()>())))?;
+        }
+        Ok(SmolRuntime { executor })
+    }
+
+    /// Runs `future` on the calling thread until it completes (the executor's threads keep
+    /// running the node's tasks).
+    pub fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+}
+
+impl Runtime for SmolRuntime {
+    fn name(&self) -> &'static str {
+        "smol"
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.executor.spawn(task).detach();
+    }
+
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + Send + 'static {
+        let timer = Timer::at(at);
+        async move {
+            timer.await;
+        }
+    }
+
+    fn with_tokio<F: Future + Send + 'static>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F::Output: Send + 'static,
+    {
+        async_compat::Compat::new(future)
+    }
+}
+
+/// A TCP connection on async-io, read through the thread's shared buffer: an idle connection
+/// holds no read buffer.
+#[derive(Debug)]
+pub struct SmolConn(pub Async<TcpStream>);
+
+impl Conn for SmolConn {
+    async fn read_with<F: FnOnce(&[u8]) + Send>(&mut self, sink: F) -> io::Result<usize> {
+        let mut sink = Some(sink);
+        loop {
+            self.0.readable().await?;
+            let read = read_shared(|buf| self.0.get_ref().read(buf), &mut sink)?;
+            if let Some(n) = read {
+                return Ok(n);
+            }
+        }
+    }
+
+    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0
+            .write_with(|stream| (&*stream).write_vectored(slices))
+            .await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn shutdown_write(&mut self) -> io::Result<()> {
+        self.0.get_ref().shutdown(Shutdown::Write)
+    }
+}

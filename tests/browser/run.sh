@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Browser test of the demo page: a real Chromium (Debian's package) drives `hubbub serve`.
+#
+#   bash tests/browser/run.sh
+#
+# Needs the binary built first (cargo build -p hubbub); this script builds nothing. It looks
+# for it at $HUBBUB_BIN, else $CARGO_TARGET_DIR/debug/hubbub, else target/debug/hubbub.
+# Installs what is missing: the Debian package chromium (as root, through apt-get) and
+# playwright-core (npm ci, from the committed package-lock.json). Exit code = test result.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+if [ -z "${HUBBUB_BIN:-}" ]; then
+    target="${CARGO_TARGET_DIR:-$root/target}"
+    case "$target" in /*) ;; *) target="$root/$target" ;; esac
+    HUBBUB_BIN="$target/debug/hubbub"
+fi
+export HUBBUB_BIN
+if [ ! -x "$HUBBUB_BIN" ]; then
+    echo "browser test: no hubbub binary at $HUBBUB_BIN" >&2
+    echo "build it first (cargo build -p hubbub), or point HUBBUB_BIN at one" >&2
+    exit 1
+fi
+
+for tool in node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "browser test: $tool is missing (Node.js 20 or newer with npm is needed)" >&2
+        exit 1
+    fi
+done
+
+if [ ! -x "$CHROMIUM_PATH" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing chromium (Debian package)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        echo "browser test: no browser at $CHROMIUM_PATH; install it: apt-get install chromium" >&2
+        exit 1
+    fi
+fi
+
+cd "$here"
+if [ ! -d node_modules/playwright-core ]; then
+    echo "== npm ci (playwright-core)"
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "== browser test: $("$CHROMIUM_PATH" --version 2>/dev/null || echo "$CHROMIUM_PATH"), $HUBBUB_BIN"
+exec node --test demo.test.mjs
