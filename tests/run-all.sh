@@ -41,3 +41,6 @@ HUBBUB_TEST_RUNTIME=tokio cargo test --workspace
 
 echo "== integration suite again: single nodes on smol, clusters mixing smol and tokio nodes"
 HUBBUB_TEST_RUNTIME=mixed cargo test -p hubbub-tests
+
+echo "== the demo page in a real browser (Debian's chromium, installed when missing)"
+bash tests/browser/run.sh

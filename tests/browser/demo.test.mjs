@@ -8,6 +8,7 @@
 //   HUBBUB_BIN       the node binary (default ../../target/debug/hubbub relative to this file)
 //   CHROMIUM_PATH    the browser (default /usr/bin/chromium)
 //   BROWSER_OUT      where screenshots go (default ./out next to this file)
+//   HUBBUB_*         passed on to the node, e.g. HUBBUB_RUNTIME=smol
 //
 // Every wait is bounded; a watchdog kills everything if the whole file overruns.
 
@@ -283,7 +284,10 @@ function step(name, fn, { needsJoin = true } = {}) {
   });
 }
 
-step('the page loads offline, with its controls', async () => {
+step('the page loads offline, with its controls', async (t) => {
+  const ready = nodeLog.replace(/\x1b\[[0-9;]*m/g, '').split('\n').find((l) => l.includes('ready'));
+  if (ready) t.diagnostic(`node: ${ready.trim()}`);
+  t.diagnostic(`browser: ${context.browser()?.version() ?? CHROMIUM}`);
   for (const page of [pageA, pageB]) {
     assert.equal(await page.title(), 'Hubbub demo');
     assert.equal(await page.locator('#st').textContent(), 'offline');

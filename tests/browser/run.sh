@@ -5,7 +5,7 @@
 #
 # Needs the binary built first (cargo build -p hubbub); this script builds nothing. It looks
 # for it at $HUBBUB_BIN, else $CARGO_TARGET_DIR/debug/hubbub, else target/debug/hubbub.
-# Installs what is missing: the Debian package chromium (as root, through apt-get) and
+# Installs what is missing: the Debian package chromium (as root, apt-get --no-install-recommends) and
 # playwright-core (npm ci, from the committed package-lock.json). Exit code = test result.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

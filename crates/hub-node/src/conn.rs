@@ -96,6 +96,8 @@ async fn run<R: Runtime, C: Conn>(
             Ok(()) => ReadOutcome::Data,
             Err(e) => ReadOutcome::Protocol(e),
         };
+        // The request's read buffer is not kept for the connection's life.
+        drop(leftover);
         match forward(conn, &tx, &mut decoded, outcome).await {
             Next::Read => {}
             Next::WaitForClose => reading = false,

@@ -86,19 +86,14 @@ pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: So
         let keep_alive = keep_alive
             && response.status < 500
             && discard(&rt, &mut stream, &mut buf, unread).await;
-        let response = if head.method == "HEAD" {
-            Response {
-                body: Vec::new(),
-                ..response
+        let mut bytes = response.to_bytes(keep_alive);
+        if head.method == "HEAD" {
+            // The head of the GET answer (with its Content-Length), without the body.
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                bytes.truncate(end + 4);
             }
-        } else {
-            response
-        };
-        if write_all(&mut stream, &response.to_bytes(keep_alive))
-            .await
-            .is_err()
-            || !keep_alive
-        {
+        }
+        if write_all(&mut stream, &bytes).await.is_err() || !keep_alive {
             return;
         }
     }

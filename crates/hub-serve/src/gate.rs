@@ -111,6 +111,10 @@ impl Gate {
             return Decision::Api;
         }
         let endpoint = match path {
+            // Browsers ask for it on every page load: answer "no icon" rather than 404.
+            "/favicon.ico" => {
+                return Decision::Respond(Response::new(204, "image/x-icon", Vec::new()))
+            }
             "/healthz" => Decision::Health,
             "/stats" => Decision::Stats,
             "/metrics" => Decision::Metrics,
