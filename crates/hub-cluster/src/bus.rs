@@ -31,8 +31,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hub_core::{NodeId, RoomName};
 use redis::aio::{PubSubSink, PubSubStream};
+use std::time::Instant;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::time::Instant;
 
 use crate::envelope;
 use crate::error::Redactor;
@@ -131,7 +131,7 @@ impl RedisBus {
             Lost::Error(e) => e,
             Lost::Reason(r) => ClusterError::Unreachable(r),
         })?;
-        tokio::spawn(task.run(session));
+        crate::rt::spawn(task.run(session));
         let inner = Inner {
             link,
             node,
@@ -261,9 +261,9 @@ impl Receiver {
 
     /// Connects, subscribes every wanted channel, and reports [`BusEvent::Up`].
     async fn open(&mut self) -> Result<Session, Lost> {
-        let pubsub = tokio::time::timeout(self.op_timeout, self.client.get_async_pubsub())
+        let pubsub = crate::rt::within(self.op_timeout, self.client.get_async_pubsub())
             .await
-            .map_err(|_| Lost::Error(ClusterError::Timeout))?
+            .ok_or(Lost::Error(ClusterError::Timeout))?
             .map_err(|e| Lost::Error(self.redactor.redis(&e)))?;
         let (sink, stream) = pubsub.split();
         let mut session = Session {
@@ -282,9 +282,9 @@ impl Receiver {
 
     /// Receives until the connection is lost (`Some`) or the owner is gone (`None`).
     async fn serve(&mut self, mut session: Session) -> Option<Lost> {
-        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_ping = Instant::now() + PING_INTERVAL;
         loop {
+            let ping = async_io::Timer::at(next_ping);
             if self.events.is_closed() {
                 return None;
             }
@@ -300,12 +300,13 @@ impl Receiver {
                         return Some(lost);
                     }
                 }
-                _ = ping.tick() => {
+                _ = ping => {
+                    next_ping = Instant::now() + PING_INTERVAL;
                     let pong = session.sink.ping::<redis::Value>();
-                    match tokio::time::timeout(self.op_timeout, pong).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Some(Lost::Error(self.redactor.redis(&e))),
-                        Err(_) => return Some(Lost::Reason("ping not answered in time".into())),
+                    match crate::rt::within(self.op_timeout, pong).await {
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Some(Lost::Error(self.redactor.redis(&e))),
+                        None => return Some(Lost::Reason("ping not answered in time".into())),
                     }
                 }
             }
@@ -341,9 +342,9 @@ impl Receiver {
                     }
                 }
             });
-        let results = tokio::time::timeout(self.op_timeout, futures_util::future::join_all(calls))
+        let results = crate::rt::within(self.op_timeout, futures_util::future::join_all(calls))
             .await
-            .map_err(|_| Lost::Error(ClusterError::Timeout))?;
+            .ok_or(Lost::Error(ClusterError::Timeout))?;
         for result in results {
             result.map_err(|e| Lost::Error(self.redactor.redis(&e)))?;
         }
@@ -389,7 +390,7 @@ impl Receiver {
 
     /// Sleeps `wait`; false if the owner went away meanwhile.
     async fn pause(&mut self, wait: Duration) -> bool {
-        let sleep = tokio::time::sleep(wait);
+        let sleep = crate::rt::sleep(wait);
         tokio::pin!(sleep);
         loop {
             if self.events.is_closed() {

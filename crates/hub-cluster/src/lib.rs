@@ -5,10 +5,11 @@
 //!   layout in [`etcd_registry`]).
 //! - [`RedisBus`]: room publishes and broadcast-to-all over Redis pub/sub ([`bus`]).
 //!
-//! The futures need a tokio reactor (the redis and etcd clients are tokio-based); a runtime
-//! on another executor drives them through a compatibility layer such as `async-compat`.
-//! [`RedisBus::connect`] spawns its receive task with `tokio::spawn`, so it must be called
-//! inside a tokio runtime.
+//! Runtimes: the Redis side (registry and bus) runs on tokio by default, or on smol and
+//! async-io after [`use_smol`] (the redis crate's smol support; timers are async-io's, which
+//! work under any executor). The etcd backend needs tokio's reactor (etcd-client is
+//! tokio-only); a node on another executor drives it through a compatibility layer such as
+//! `async-compat`.
 //!
 //! ## How a runtime drives the registry
 //!
@@ -51,11 +52,13 @@ pub mod etcd_registry;
 mod ops;
 mod redis_link;
 pub mod redis_registry;
+mod rt;
 
 pub use bus::{BusEvent, RedisBus};
 pub use error::ClusterError;
 pub use etcd_registry::EtcdRegistry;
 pub use redis_registry::RedisRegistry;
+pub use rt::{on_smol, use_smol};
 
 use ops::{batch_result, Op, Outcome};
 

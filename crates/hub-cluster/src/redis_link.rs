@@ -98,9 +98,9 @@ impl RedisLink {
         &self,
         call: impl std::future::Future<Output = Result<T, ClusterError>>,
     ) -> Result<T, ClusterError> {
-        match tokio::time::timeout(self.op_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => {
+        match crate::rt::within(self.op_timeout, call).await {
+            Some(result) => result,
+            None => {
                 // Whatever connection was in use may be wedged: start afresh next time.
                 self.discard(None).await;
                 Err(ClusterError::Timeout)

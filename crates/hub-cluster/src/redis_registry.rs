@@ -347,7 +347,7 @@ impl RedisRegistry {
                 }
             }
         };
-        tokio::time::timeout(deadline.max(Duration::from_millis(1)), work)
+        crate::rt::within(deadline.max(Duration::from_millis(1)), work)
             .await
             .unwrap_or(Err(ClusterError::Timeout))
     }

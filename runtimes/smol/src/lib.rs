@@ -3,8 +3,9 @@
 //! The smol adapter of [`hub_node`]: the [`SmolRuntime`] (a multi-threaded
 //! `smol::Executor`, async-io timers), TCP connections read through a per-thread buffer
 //! ([`SmolConn`]), and the accept loop ([`Server`]). Its own sockets and timers stay on
-//! smol/async-io; only the cluster plumbing (tonic, redis, etcd-client, which need tokio's
-//! reactor) runs through async-compat. Everything else is hub-node's, shared with tokio.
+//! smol/async-io, and so do Redis connections (the redis crate's smol support); only tonic
+//! and etcd-client, which need tokio's reactor, run through async-compat. Everything else is
+//! hub-node's, shared with tokio.
 
 mod runtime;
 mod server;

@@ -24,7 +24,10 @@ impl std::fmt::Debug for SmolRuntime {
 
 impl SmolRuntime {
     /// An executor run by `threads` threads (at least one), which live as long as the process.
+    /// The process's Redis connections (cluster registry and bus) then use the redis crate's
+    /// smol support too; only tonic and etcd-client go through async-compat.
     pub fn new(threads: usize) -> io::Result<SmolRuntime> {
+        hub_cluster::use_smol();
         let executor = Arc::new(Executor::new());
         for i in 0..threads.max(1) {
             let ex = executor.clone();
