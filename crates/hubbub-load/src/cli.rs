@@ -30,6 +30,12 @@ PROTOCOLS (--protocol):
              {\"type\":\"join\",\"room\":R} and is ready at the server's first text frame (any
              content); the publisher sends {\"type\":\"publish\",\"room\":R,\"data\":\"PAYLOAD\"} and
              the server sends PAYLOAD as a text frame to every subscriber of R.
+  socketio   socket.io 4 over the WebSocket transport: clients open
+             {url}/socket.io/?EIO=4&transport=websocket, await the Engine.IO open packet,
+             send '40' and await '40{...}'; a subscriber emits 42[\"join\",R] and is ready at
+             42[\"joined\",...]; the publisher emits 42[\"publish\",R,\"PAYLOAD\"] and subscribers
+             read PAYLOAD from 42[\"message\",\"PAYLOAD\"]. Engine.IO pings ('2') are answered
+             ('3'). For crossnode, e.g. socket.io nodes sharing the Redis adapter.
 
 OPEN LOOP. The publisher sends message i at start + i/rate whatever happened to earlier
 messages; it never waits for deliveries. Messages it sends more than 5 ms late are counted

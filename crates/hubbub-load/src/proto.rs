@@ -17,6 +17,14 @@
 //!   text frame the server answers (any content, e.g. `{"type":"joined"}`); the publisher
 //!   sends `{"type":"publish","room":ROOM,"data":"PAYLOAD"}` and the server sends PAYLOAD as
 //!   a text frame to every subscriber of ROOM.
+//! * `socketio` (socket.io 4 over its WebSocket transport, no polling): every client opens
+//!   `{url}/socket.io/?EIO=4&transport=websocket`, waits for the Engine.IO open packet
+//!   (`0{...}`), sends `40` (connect to namespace `/`) and waits for `40{...}`; a subscriber
+//!   then emits `join` (`42["join",ROOM]`) and is ready at the server's `joined` event
+//!   (`42["joined",...]`); the publisher emits `publish` (`42["publish",ROOM,"PAYLOAD"]`) and
+//!   the server emits `message` to the room (`42["message","PAYLOAD"]`). Engine.IO pings
+//!   (`2`) are answered with pongs (`3`). Only this minimal framing: no binary packets, no
+//!   acknowledgements, no namespaces other than `/`.
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -33,6 +41,8 @@ pub enum Protocol {
     Broadcast,
     /// Topic pub/sub in the uWebSockets.js style: join a room, publish to a room.
     Uws,
+    /// socket.io 4 (Engine.IO 4 WebSocket transport): `join` and `publish` events.
+    Socketio,
 }
 
 /// What a connection is for.
@@ -53,6 +63,7 @@ impl Protocol {
         match (self, role) {
             (Protocol::Hubbub, Role::Subscriber) => format!("{base}/ws/{room}"),
             (Protocol::Hubbub, _) => format!("{base}/ws"),
+            (Protocol::Socketio, _) => format!("{base}/socket.io/?EIO=4&transport=websocket"),
             _ => base.to_string(),
         }
     }
@@ -63,6 +74,9 @@ impl Protocol {
             (Protocol::Uws, Role::Subscriber) => {
                 Some(format!(r#"{{"type":"join","room":{}}}"#, json_string(room)))
             }
+            (Protocol::Socketio, Role::Subscriber) => {
+                Some(format!(r#"42["join",{}]"#, json_string(room)))
+            }
             _ => None,
         }
     }
@@ -71,7 +85,7 @@ impl Protocol {
     pub fn waits_for_first_frame(self, role: Role) -> bool {
         match self {
             Protocol::Hubbub => true,
-            Protocol::Uws => role == Role::Subscriber,
+            Protocol::Uws | Protocol::Socketio => role == Role::Subscriber,
             Protocol::Broadcast => false,
         }
     }
@@ -81,7 +95,26 @@ impl Protocol {
         if self == Protocol::Hubbub && !text.contains(r#""welcome""#) {
             return Err(format!("expected a welcome frame, got {}", clip(text)));
         }
+        if self == Protocol::Socketio && !text.starts_with(r#"42["joined""#) {
+            return Err(format!("expected the joined event, got {}", clip(text)));
+        }
         Ok(())
+    }
+
+    /// The frames a connection sends and awaits before its join frame (socket.io: the
+    /// Engine.IO open packet, then a namespace connect and its answer), as
+    /// (frame to send first or none, prefix the awaited answer starts with).
+    pub fn preamble(self) -> &'static [(Option<&'static str>, &'static str)] {
+        match self {
+            Protocol::Socketio => &[(None, "0{"), (Some("40"), "40")],
+            _ => &[],
+        }
+    }
+
+    /// The frame that answers `text` at once when the protocol asks for one (socket.io:
+    /// Engine.IO ping `2` → pong `3`); such frames carry no payload.
+    pub fn heartbeat_reply(self, text: &str) -> Option<&'static str> {
+        (self == Protocol::Socketio && text == "2").then_some("3")
     }
 
     /// The text frame that publishes `payload` to `room`.
@@ -92,6 +125,7 @@ impl Protocol {
                 r#"{{"type":"publish","room":{},"data":"{payload}"}}"#,
                 json_string(room)
             ),
+            Protocol::Socketio => format!(r#"42["publish",{},"{payload}"]"#, json_string(room)),
         }
     }
 
@@ -104,7 +138,7 @@ impl Protocol {
                 let len = text[start..].find('"')?;
                 payload::decode(&text[start..start + len])
             }
-            Protocol::Broadcast | Protocol::Uws => payload::find(text),
+            Protocol::Broadcast | Protocol::Uws | Protocol::Socketio => payload::find(text),
         }
     }
 }
@@ -187,5 +221,49 @@ mod tests {
         assert!(Protocol::Hubbub.check_first_frame("hello").is_err());
         assert!(Protocol::Uws.check_first_frame("anything").is_ok());
         assert_eq!(Protocol::Hubbub.extract(r#"{"type":"welcome"}"#), None);
+    }
+
+    #[test]
+    fn socketio_framing() {
+        let p = encode(9, 77, 64);
+        assert_eq!(
+            Protocol::Socketio.url("ws://127.0.0.1:3000/", Role::Subscriber, "r"),
+            "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            Protocol::Socketio
+                .join_frame(Role::Subscriber, "bench")
+                .as_deref(),
+            Some(r#"42["join","bench"]"#)
+        );
+        assert_eq!(
+            Protocol::Socketio.join_frame(Role::Publisher, "bench"),
+            None
+        );
+        assert!(Protocol::Socketio.waits_for_first_frame(Role::Subscriber));
+        assert!(!Protocol::Socketio.waits_for_first_frame(Role::Idle));
+        assert!(Protocol::Socketio
+            .check_first_frame(r#"42["joined","bench"]"#)
+            .is_ok());
+        assert!(Protocol::Socketio.check_first_frame("40{}").is_err());
+        let frame = Protocol::Socketio.publish_frame("bench", &p);
+        let v: serde_json::Value =
+            serde_json::from_str(frame.strip_prefix("42").expect("event packet")).expect("JSON");
+        assert_eq!(v[0], "publish");
+        assert_eq!(v[1], "bench");
+        assert_eq!(v[2], p.as_str());
+        let delivered = format!(r#"42["message","{p}"]"#);
+        assert_eq!(
+            Protocol::Socketio.extract(&delivered),
+            Some(Stamp {
+                seq: 9,
+                send_ns: 77
+            })
+        );
+        assert_eq!(Protocol::Socketio.heartbeat_reply("2"), Some("3"));
+        assert_eq!(Protocol::Socketio.heartbeat_reply("22"), None);
+        assert_eq!(Protocol::Uws.heartbeat_reply("2"), None);
+        assert_eq!(Protocol::Socketio.preamble().len(), 2);
+        assert!(Protocol::Hubbub.preamble().is_empty());
     }
 }

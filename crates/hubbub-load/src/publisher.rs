@@ -35,6 +35,8 @@ pub struct Publisher {
     room: String,
     payload_len: usize,
     error_frames: Arc<AtomicU64>,
+    /// Heartbeats the server asked for that are not answered yet (socket.io pings).
+    pongs_due: Arc<AtomicU64>,
 }
 
 /// How one run of the publisher went.
@@ -69,10 +71,16 @@ impl Publisher {
         let (sink, mut stream) = ws.split();
         let error_frames = Arc::new(AtomicU64::new(0));
         let errors = error_frames.clone();
-        // Read whatever comes back (errors, broadcasts of our own messages, pings).
+        let pongs_due = Arc::new(AtomicU64::new(0));
+        let pongs = pongs_due.clone();
+        // Read whatever comes back (errors, broadcasts of our own messages, pings). Protocol
+        // heartbeats are answered by `send`, ahead of the next message.
         tokio::spawn(async move {
             while let Some(frame) = stream.next().await {
                 match frame {
+                    Ok(Message::Text(t)) if protocol.heartbeat_reply(&t).is_some() => {
+                        pongs.fetch_add(1, Ordering::Relaxed);
+                    }
                     Ok(Message::Text(t)) if t.contains(r#""type":"error""#) => {
                         if errors.fetch_add(1, Ordering::Relaxed) == 0 {
                             eprintln!("publisher: the server answered {}", crate::proto::clip(&t));
@@ -89,6 +97,7 @@ impl Publisher {
             room: room.to_string(),
             payload_len,
             error_frames,
+            pongs_due,
         })
     }
 
@@ -105,6 +114,7 @@ impl Publisher {
             room: room.to_string(),
             payload_len,
             error_frames: Arc::new(AtomicU64::new(0)),
+            pongs_due: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -162,6 +172,14 @@ impl Publisher {
         let payload = encode(seq, now_ns(), self.payload_len);
         match &mut self.sink {
             Sink::Ws(sink) => {
+                while self.pongs_due.load(Ordering::Relaxed) > 0 {
+                    self.pongs_due.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(pong) = self.protocol.heartbeat_reply("2") {
+                        sink.feed(Message::text(pong))
+                            .await
+                            .map_err(|e| format!("publisher: {e}"))?;
+                    }
+                }
                 let frame = self.protocol.publish_frame(&self.room, &payload);
                 sink.feed(Message::text(frame))
                     .await

@@ -281,13 +281,28 @@ async fn establish(
     Ok((ws, upgrade))
 }
 
-/// Sends the protocol's join frame and waits for its first frame, where it has them.
+/// Runs the protocol's preamble (socket.io's connect), sends its join frame and waits for
+/// its first frame, where it has them.
 pub async fn ready(
     ws: &mut Ws,
     protocol: Protocol,
     role: crate::proto::Role,
     room: &str,
 ) -> Result<(), String> {
+    for &(send, expect) in protocol.preamble() {
+        if let Some(frame) = send {
+            ws.send(Message::text(frame))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+        }
+        let text = next_text(ws, protocol).await?;
+        if !text.starts_with(expect) {
+            return Err(format!(
+                "handshake: expected a frame starting {expect:?}, got {}",
+                clip(&text)
+            ));
+        }
+    }
     if let Some(join) = protocol.join_frame(role, room) {
         ws.send(Message::text(join))
             .await
@@ -296,12 +311,24 @@ pub async fn ready(
     if !protocol.waits_for_first_frame(role) {
         return Ok(());
     }
+    let text = next_text(ws, protocol).await?;
+    protocol
+        .check_first_frame(&text)
+        .map_err(|e| format!("first-frame: {e}"))
+}
+
+/// The next text frame (heartbeats answered and skipped).
+async fn next_text(ws: &mut Ws, protocol: Protocol) -> Result<String, String> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
-                return protocol
-                    .check_first_frame(&text)
-                    .map_err(|e| format!("first-frame: {e}"))
+                if let Some(reply) = protocol.heartbeat_reply(&text) {
+                    ws.send(Message::text(reply))
+                        .await
+                        .map_err(|e| format!("heartbeat: {e}"))?;
+                    continue;
+                }
+                return Ok(text.to_string());
             }
             Some(Ok(Message::Close(frame))) => {
                 return Err(format!("closed: before the first frame ({frame:?})"))
@@ -321,7 +348,14 @@ pub async fn ready(
 async fn read_until_closed(ws: &mut Ws, protocol: Protocol, shared: &Shared) -> String {
     while let Some(frame) = ws.next().await {
         match frame {
-            Ok(Message::Text(text)) => shared.deliver(protocol.extract(&text)),
+            Ok(Message::Text(text)) => match protocol.heartbeat_reply(&text) {
+                Some(reply) => {
+                    if ws.send(Message::text(reply)).await.is_err() {
+                        return "reset".into();
+                    }
+                }
+                None => shared.deliver(protocol.extract(&text)),
+            },
             Ok(Message::Close(frame)) => {
                 return frame.map_or("close".into(), |f| u16::from(f.code).to_string())
             }

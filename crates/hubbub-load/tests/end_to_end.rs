@@ -1,5 +1,6 @@
 //! End-to-end runs against tiny WebSocket servers started inside the test: a broadcast
-//! server, a Hubbub-like room server and a uWS-style topic server. No timing thresholds:
+//! server, a Hubbub-like room server, a uWS-style topic server and a socket.io-style one
+//! (Engine.IO framing, pings included). No timing thresholds:
 //! only "everything arrived" and "latencies are positive".
 
 use std::collections::HashMap;
@@ -25,7 +26,14 @@ enum Mode {
     Hubbub,
     /// join → `{"type":"joined"}`; publish → the raw data to members.
     Uws,
+    /// Engine.IO open packet, `40` → `40{..}`, `42["join",R]` → `42["joined",R]`,
+    /// `42["publish",R,D]` → `42["message",D]` to members; a ping `2` after the connect and
+    /// after the join, whose pongs `3` are counted in [`PONGS`].
+    Socketio,
 }
+
+/// Pongs the socket.io-style server received.
+static PONGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 type Clients = Arc<Mutex<HashMap<u64, (Option<String>, mpsc::UnboundedSender<Message>)>>>;
 
@@ -81,6 +89,11 @@ async fn serve(stream: tokio::net::TcpStream, id: u64, mode: Mode, clients: Clie
             r#"{{"type":"welcome","id":"c{id}","node":"t"}}"#
         )));
     }
+    if mode == Mode::Socketio {
+        let _ = tx.send(Message::text(format!(
+            r#"0{{"sid":"e{id}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
+        )));
+    }
     let member = mode == Mode::Broadcast || room.is_some();
     clients.lock().expect("lock").insert(
         id,
@@ -96,6 +109,34 @@ async fn serve(stream: tokio::net::TcpStream, id: u64, mode: Mode, clients: Clie
     while let Some(Ok(frame)) = frames.next().await {
         let Message::Text(text) = frame else { continue };
         match mode {
+            Mode::Socketio => {
+                if text.as_str() == "3" {
+                    PONGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else if text.as_str() == "40" {
+                    let _ = tx.send(Message::text(format!(r#"40{{"sid":"s{id}"}}"#)));
+                    let _ = tx.send(Message::text("2"));
+                } else if let Some(event) = text.strip_prefix("42") {
+                    let Ok(v) = serde_json::from_str::<Value>(event) else {
+                        continue;
+                    };
+                    let r = v[1].as_str().unwrap_or("").to_string();
+                    match v[0].as_str() {
+                        Some("join") => {
+                            if let Some(entry) = clients.lock().expect("lock").get_mut(&id) {
+                                entry.0 = Some(r.clone());
+                            }
+                            let joined = serde_json::json!(["joined", r]);
+                            let _ = tx.send(Message::text(format!("42{joined}")));
+                            let _ = tx.send(Message::text("2"));
+                        }
+                        Some("publish") => {
+                            let message = serde_json::json!(["message", v[2]]);
+                            send_to(&clients, Some(&r), &Message::text(format!("42{message}")));
+                        }
+                        _ => {}
+                    }
+                }
+            }
             Mode::Broadcast => send_to(&clients, None, &Message::Text(text)),
             Mode::Hubbub | Mode::Uws => {
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
@@ -217,6 +258,45 @@ async fn uws_topic_fanout_and_a_sweep() {
     assert_eq!(result.steps.len(), 2);
     assert!(result.steps.iter().all(|s| s.loss.lost == 0 && s.held));
     assert_eq!(result.held_rate, Some(40.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_crossnode_with_engine_io_pings() {
+    let addr = start_server(Mode::Socketio).await;
+    let url = format!("ws://{addr}");
+    let Command::Crossnode(c) = parse(&[
+        "crossnode",
+        "--protocol",
+        "socketio",
+        "--sub-url",
+        &url,
+        "--pub-url",
+        &url,
+        "--subscribers",
+        "10",
+        "--rate",
+        "40",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--drain",
+        "3",
+        "--workers",
+        "0",
+    ])
+    .command
+    else {
+        panic!("not crossnode")
+    };
+    let result = hubbub_load::fanout::run("crossnode", &c.sub_url, &c.pub_url, &c.load)
+        .await
+        .expect("crossnode run");
+    assert_complete(&result, 10, 20);
+    assert_eq!(result.steps[0].unparsed, 0, "pings are not deliveries");
+    // Every connection (10 subscribers, the publisher) answered the ping after its connect,
+    // and every subscriber the one after its join.
+    assert!(PONGS.load(std::sync::atomic::Ordering::Relaxed) >= 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
