@@ -87,12 +87,28 @@ impl SendQueue {
 
     /// Moves up to `max_frames` frames and about `max_bytes` bytes (at least one frame) into
     /// `out` and counts them in flight. Returns how many frames moved.
+    ///
+    /// When the batch takes every queued frame and `out` is empty, the queue's buffer becomes
+    /// `out`'s: an emptied queue holds no memory (an idle connection's would otherwise keep
+    /// the capacity of its largest burst), and the batch needs no allocation of its own.
     pub fn take_batch(
         &mut self,
         max_frames: usize,
         max_bytes: usize,
         out: &mut Vec<Bytes>,
     ) -> usize {
+        let all = self.frames.len();
+        if out.is_empty()
+            && all > 0
+            && all <= max_frames.max(1)
+            && (all == 1 || self.queued_bytes <= max_bytes)
+        {
+            *out = Vec::from(std::mem::take(&mut self.frames));
+            self.in_flight_bytes += self.queued_bytes;
+            self.in_flight_frames += all;
+            self.queued_bytes = 0;
+            return all;
+        }
         let mut moved = 0;
         let mut size = 0;
         while moved < max_frames.max(1) {
@@ -172,6 +188,28 @@ mod tests {
         q.push_unbounded(f(500));
         let mut out = Vec::new();
         assert_eq!(q.take_batch(10, 100, &mut out), 1);
+    }
+
+    #[test]
+    fn a_batch_of_everything_takes_the_buffer() {
+        let mut q = SendQueue::new();
+        for _ in 0..3 {
+            q.push(f(10), 1000, 10).expect("fits");
+        }
+        let mut out = Vec::new();
+        assert_eq!(q.take_batch(3, 30, &mut out), 3);
+        assert_eq!(out.len(), 3);
+        assert_eq!(q.frames.capacity(), 0, "the buffer went with the batch");
+        assert_eq!((q.bytes(), q.len()), (30, 3));
+        q.push(f(5), 1000, 10).expect("fits");
+        q.batch_written();
+        assert_eq!((q.bytes(), q.len()), (5, 1));
+        // Over the byte budget: not everything goes, and the buffer stays.
+        q.push(f(30), 1000, 10).expect("fits");
+        out.clear();
+        assert_eq!(q.take_batch(10, 20, &mut out), 1);
+        assert!(q.frames.capacity() > 0);
+        assert_eq!((q.bytes(), q.len()), (35, 2));
     }
 
     #[test]

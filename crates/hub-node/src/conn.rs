@@ -1,15 +1,25 @@
 //! One task per WebSocket connection: decode what the client sends into shard inputs, and
 //! write what the shard transmits.
+//!
+//! Most connections are idle most of the time, waiting in [`Connection::run`]'s loop, so
+//! what that wait holds is kept small: the connection's state is one struct the loop works
+//! on in place, and opening the connection (the shard's reply, the bytes read past the
+//! upgrade request) is done before the loop, in a future that ends when the connection is
+//! open.
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hub_core::shard::{Input, OpenParams};
 use hub_core::{ConnId, ShardId};
 use hub_wire::ws::{Decoded, FrameDecoder, WsError};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{Hub, HubError};
 use crate::mailbox::{Mailbox, WriterCmd};
@@ -30,6 +40,35 @@ pub async fn open_and_run<R: Runtime, C: Conn>(
     params: OpenParams,
     shard: Option<ShardId>,
 ) -> Result<(), HubError> {
+    let connection = Box::pin(open(hub, conn, leftover, params, shard)).await?;
+    connection.run(rt.clone()).await;
+    Ok(())
+}
+
+/// An open WebSocket connection: what its task holds while it waits.
+pub(crate) struct Connection<C> {
+    socket: C,
+    hub: Hub,
+    conn: ConnId,
+    mailbox: Arc<Mailbox>,
+    tx: ShardTx,
+    decoder: FrameDecoder,
+    decoded: Vec<Decoded>,
+    /// What to do first (after the bytes read past the upgrade request).
+    next: Next,
+    /// The address whose place in the connection limiter this connection holds.
+    pub(crate) limited: Option<IpAddr>,
+}
+
+/// Asks a shard to open a connection over `socket`, and passes it what the client sent
+/// right after the upgrade request (`leftover`, not kept).
+pub(crate) async fn open<C: Conn>(
+    hub: Hub,
+    socket: C,
+    leftover: Bytes,
+    params: OpenParams,
+    shard: Option<ShardId>,
+) -> Result<Connection<C>, HubError> {
     let shard = hub.pick_shard(shard);
     let Some(tx) = hub.shard_tx(shard).cloned() else {
         return Err(HubError::Stopped);
@@ -46,12 +85,28 @@ pub async fn open_and_run<R: Runtime, C: Conn>(
     let id = reply_rx.await.map_err(|_| HubError::Stopped)??;
     hub.inner.live.fetch_add(1, Ordering::AcqRel);
     tracing::debug!(conn = %id, "connected");
-    run(rt, &hub, conn, leftover, id, mailbox, tx).await;
-    tracing::debug!(conn = %id, "disconnected");
-    if hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-        hub.inner.all_closed.notify_waiters();
+    let decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
+    let mut connection = Connection {
+        socket,
+        hub,
+        conn: id,
+        mailbox,
+        tx,
+        decoder,
+        decoded: Vec::new(),
+        next: Next::Read,
+        limited: None,
+    };
+    if !leftover.is_empty() {
+        let c = &mut connection;
+        let outcome = match c.decoder.decode(&leftover, &mut c.decoded) {
+            Ok(()) => ReadOutcome::Data,
+            Err(e) => ReadOutcome::Protocol(e),
+        };
+        drop(leftover);
+        c.next = forward(c.conn, &c.tx, &mut c.decoded, outcome).await;
     }
-    Ok(())
+    Ok(connection)
 }
 
 /// What one read produced.
@@ -79,80 +134,95 @@ async fn read_decoded<C: Conn>(
     }
 }
 
-async fn run<R: Runtime, C: Conn>(
-    rt: &R,
-    hub: &Hub,
-    mut socket: C,
-    leftover: Bytes,
-    conn: ConnId,
-    mailbox: Arc<Mailbox>,
-    tx: ShardTx,
-) {
-    let mut decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
-    let mut decoded = Vec::new();
-    let mut reading = true;
-    if !leftover.is_empty() {
-        let outcome = match decoder.decode(&leftover, &mut decoded) {
-            Ok(()) => ReadOutcome::Data,
-            Err(e) => ReadOutcome::Protocol(e),
-        };
-        // The request's read buffer is not kept for the connection's life.
-        drop(leftover);
-        match forward(conn, &tx, &mut decoded, outcome).await {
-            Next::Read => {}
-            Next::WaitForClose => reading = false,
-            Next::End => return,
-        }
-    }
-    loop {
-        let cmd = tokio::select! {
-            biased;
-            cmd = mailbox.take() => cmd,
-            outcome = read_decoded(&mut socket, &mut decoder, &mut decoded), if reading => {
-                match forward(conn, &tx, &mut decoded, outcome).await {
-                    Next::Read => {}
-                    Next::WaitForClose => reading = false,
-                    Next::End => return,
-                }
-                continue;
-            }
-        };
-        match cmd {
-            WriterCmd::Transmit { frames, close } => {
-                if close {
-                    // The shard has forgotten the connection: no abort can come, so the
-                    // final write gets its own deadline, then a lingering close.
-                    if let Ok(Ok(())) = timeout(
-                        rt,
-                        hub.inner.drain_timeout,
-                        write_frames(&mut socket, frames),
-                    )
-                    .await
-                    {
-                        linger_close(rt, &mut socket, LINGER).await;
-                    }
-                    return;
-                }
-                // The shard sends nothing more before `Sent` but an abort (drain deadline).
-                let written = tokio::select! {
-                    result = write_frames(&mut socket, frames) => result.is_ok(),
-                    _ = mailbox.take() => false,
+impl<C: Conn> Connection<C> {
+    /// Runs the connection until it ends. (One async block, not an `async fn` with a nested
+    /// one: the future then holds `self` once and no references to it.)
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would hold its arguments twice"
+    )]
+    pub(crate) fn run<R: Runtime>(mut self, rt: R) -> impl Future<Output = ()> + Send {
+        async move {
+            'serve: {
+                let mut reading = match self.next {
+                    Next::Read => true,
+                    Next::WaitForClose => false,
+                    Next::End => break 'serve,
                 };
-                if !written {
-                    break;
+                loop {
+                    // Waits for a command or a read; a command stays in the mailbox until it
+                    // is taken below, so what the select returns (and keeps while
+                    // forwarding) is a read's outcome only.
+                    if let Some(outcome) = tokio::select! {
+                        biased;
+                        () = self.mailbox.ready() => None,
+                        outcome = read_decoded(&mut self.socket, &mut self.decoder, &mut self.decoded), if reading => Some(outcome),
+                    } {
+                        match forward(self.conn, &self.tx, &mut self.decoded, outcome).await {
+                            Next::Read => {}
+                            Next::WaitForClose => reading = false,
+                            Next::End => break 'serve,
+                        }
+                        continue;
+                    }
+                    let (frames, close) = match self.mailbox.try_take() {
+                        Some(WriterCmd::Transmit { frames, close }) => (frames, close),
+                        Some(WriterCmd::Abort) => break 'serve,
+                        None => continue,
+                    };
+                    if close {
+                        // Once per connection: boxed, so that its timers do not enlarge
+                        // every connection's task.
+                        let limit = self.hub.inner.drain_timeout;
+                        let socket = &mut self.socket;
+                        Box::pin(write_and_close(&rt, socket, frames, limit)).await;
+                        break 'serve;
+                    }
+                    // The shard sends nothing more before `Sent` but an abort (drain deadline).
+                    // Polled by hand: `select!`'s bookkeeping would make this the largest
+                    // state of every connection's future.
+                    let mut write = std::pin::pin!(write_frames(&mut self.socket, frames));
+                    let mailbox = &self.mailbox;
+                    let written = std::future::poll_fn(|cx| {
+                        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+                            return Poll::Ready(result.is_ok());
+                        }
+                        mailbox.poll_take(cx).map(|_abort| false)
+                    })
+                    .await;
+                    if !written {
+                        break;
+                    }
+                    let sent = ShardMsg::Input(Input::Sent { conn: self.conn });
+                    if self.tx.control.send(sent).is_err() {
+                        break;
+                    }
                 }
-                if tx
-                    .control
-                    .send(ShardMsg::Input(Input::Sent { conn }))
-                    .is_err()
-                {
-                    break;
-                }
+                let closed = ShardMsg::Input(Input::Closed { conn: self.conn });
+                let _ = self.tx.control.send(closed);
             }
-            WriterCmd::Abort => return,
+            tracing::debug!(conn = %self.conn, "disconnected");
+            if self.hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.hub.inner.all_closed.notify_waiters();
+            }
+            if let Some(ip) = self.limited {
+                crate::http::release(&self.hub, ip);
+            }
         }
     }
-    let _ = tx.control.send(ShardMsg::Input(Input::Closed { conn }));
+}
+
+/// Writes the final frames, then closes lingering. The shard has forgotten the connection:
+/// no abort can come, so the write gets its own deadline (`limit`).
+async fn write_and_close<R: Runtime, C: Conn>(
+    rt: &R,
+    socket: &mut C,
+    frames: Vec<Bytes>,
+    limit: Duration,
+) {
+    if let Ok(Ok(())) = timeout(rt, limit, write_frames(socket, frames)).await {
+        linger_close(rt, socket, LINGER).await;
+    }
 }
 
 /// What the connection task does after a read.
@@ -165,64 +235,98 @@ enum Next {
     End,
 }
 
-/// Passes decoded messages to the shard; says what to do next.
-async fn forward(
+/// Passes decoded messages to the shard; says what to do next. (An async block, not an
+/// `async fn`, which would hold a second copy of the arguments while waiting.)
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would hold its arguments twice"
+)]
+fn forward<'a>(
     conn: ConnId,
-    tx: &ShardTx,
-    decoded: &mut Vec<Decoded>,
+    tx: &'a ShardTx,
+    decoded: &'a mut Vec<Decoded>,
     outcome: ReadOutcome,
-) -> Next {
-    for message in decoded.drain(..) {
-        let input = match message {
-            Decoded::Text(data) => Input::Message {
-                conn,
-                data,
-                binary: false,
-            },
-            Decoded::Binary(data) => Input::Message {
-                conn,
-                data,
-                binary: true,
-            },
-            Decoded::Ping(payload) => Input::Ping { conn, payload },
-            Decoded::Pong(_) => Input::Activity { conn },
-            Decoded::Close { code, .. } => {
-                // Echo the client's code when it is one we may send back, else 1000.
-                let code = code
-                    .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
-                    .unwrap_or(1000);
-                let _ = tx
-                    .data
-                    .send(Input::Close {
-                        conn,
-                        code,
-                        reason: String::new(),
-                    })
-                    .await;
-                return Next::WaitForClose;
+) -> impl Future<Output = Next> + Send + 'a {
+    async move {
+        // Taken out, so that its buffer is freed on every way out: an idle connection that
+        // once read (a pong is enough) would otherwise keep it. Then taken from the back,
+        // after a place is reserved: no message is held while waiting.
+        let mut messages = std::mem::take(decoded);
+        messages.reverse();
+        while !messages.is_empty() {
+            let permit = reserve(&tx.data).await;
+            let Some(message) = messages.pop() else {
+                break;
+            };
+            let input = match message {
+                Decoded::Text(data) => Input::Message {
+                    conn,
+                    data,
+                    binary: false,
+                },
+                Decoded::Binary(data) => Input::Message {
+                    conn,
+                    data,
+                    binary: true,
+                },
+                Decoded::Ping(payload) => Input::Ping { conn, payload },
+                Decoded::Pong(_) => Input::Activity { conn },
+                Decoded::Close { code, .. } => {
+                    // Echo the client's code when it is one we may send back, else 1000.
+                    let code = code
+                        .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
+                        .unwrap_or(1000);
+                    if let Some(permit) = permit {
+                        permit.send(Input::Close {
+                            conn,
+                            code,
+                            reason: String::new(),
+                        });
+                    }
+                    return Next::WaitForClose;
+                }
+            };
+            let Some(permit) = permit else {
+                return Next::End;
+            };
+            permit.send(input);
+        }
+        drop(messages);
+        match outcome {
+            ReadOutcome::Data => Next::Read,
+            // Sent on the data channel, behind the messages read before them.
+            ReadOutcome::Eof => {
+                if let Some(permit) = reserve(&tx.data).await {
+                    permit.send(Input::Closed { conn });
+                }
+                Next::End
             }
-        };
-        if tx.data.send(input).await.is_err() {
-            return Next::End;
+            ReadOutcome::Protocol(e) => {
+                if let Some(permit) = reserve(&tx.data).await {
+                    permit.send(Input::Close {
+                        conn,
+                        code: e.code,
+                        reason: e.reason.to_owned(),
+                    });
+                }
+                Next::WaitForClose
+            }
         }
     }
-    match outcome {
-        ReadOutcome::Data => Next::Read,
-        // Sent on the data channel, behind the messages read before them.
-        ReadOutcome::Eof => {
-            let _ = tx.data.send(Input::Closed { conn }).await;
-            Next::End
-        }
-        ReadOutcome::Protocol(e) => {
-            let _ = tx
-                .data
-                .send(Input::Close {
-                    conn,
-                    code: e.code,
-                    reason: e.reason.to_owned(),
-                })
-                .await;
-            Next::WaitForClose
-        }
+}
+
+/// A place on the shard's bounded data channel (what `send` waits for), `None` when the
+/// shard is gone. Waiting (the shard is behind, a flooding client is slowed down) is rare,
+/// and boxed: its future would otherwise be part of every connection's task.
+async fn reserve(data: &mpsc::Sender<Input>) -> Option<mpsc::Permit<'_, Input>> {
+    let full = match data.try_reserve() {
+        Ok(permit) => return Some(permit),
+        Err(TrySendError::Full(())) => true,
+        Err(TrySendError::Closed(())) => false,
+    };
+    if full {
+        Box::pin(data.reserve()).await.ok()
+    } else {
+        None
     }
 }

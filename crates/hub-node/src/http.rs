@@ -1,9 +1,11 @@
 //! One task per accepted TCP connection: read request heads, and either upgrade to a
 //! WebSocket or answer HTTP requests (endpoints, producer API) with keep-alive.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::conn::Connection;
 use crate::hub::Hub;
 use crate::runtime::{timeout, write_all, Conn, Runtime};
 use bytes::BytesMut;
@@ -17,8 +19,35 @@ const MAX_HEAD: usize = 16 * 1024;
 /// How long an idle keep-alive connection is kept.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
-/// Serves one accepted connection until it closes or becomes a WebSocket.
-pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: SocketAddr) {
+/// Serves one accepted connection: HTTP requests until it closes, or a WebSocket.
+///
+/// The HTTP phase runs boxed and ends when the connection becomes a WebSocket: what it held
+/// (read buffer, request head, timers) is freed, and the task of a WebSocket connection
+/// keeps only what [`Connection::run`] needs.
+pub fn serve<R: Runtime, C: Conn>(
+    rt: R,
+    hub: Hub,
+    stream: C,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send {
+    let requests = Box::pin(serve_requests(rt.clone(), hub, stream, peer));
+    async move {
+        // Not `if let`, which would keep the `Option` in the future while the connection runs.
+        let Some(connection) = requests.await else {
+            return;
+        };
+        connection.run(rt).await;
+    }
+}
+
+/// Serves HTTP requests until the connection closes (`None`) or is upgraded to a WebSocket
+/// and opened on a shard.
+async fn serve_requests<R: Runtime, C: Conn>(
+    rt: R,
+    hub: Hub,
+    mut stream: C,
+    peer: SocketAddr,
+) -> Option<Connection<C>> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut first = true;
     loop {
@@ -30,10 +59,10 @@ pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: So
         first = false;
         let head = match timeout(&rt, wait, read_head(&mut stream, &mut buf)).await {
             Ok(Ok(Some(head))) => head,
-            Ok(Ok(None)) | Err(_) => return,
+            Ok(Ok(None)) | Err(_) => return None,
             Ok(Err(response)) => {
                 let _ = write_all(&mut stream, &response.to_bytes(false)).await;
-                return;
+                return None;
             }
         };
         let keep_alive = head.keep_alive();
@@ -48,8 +77,7 @@ pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: So
         };
         let response = match decision {
             Decision::Upgrade { params, shard, key } => {
-                upgrade(&rt, hub, stream, peer, buf, params, shard, key).await;
-                return;
+                return upgrade(hub, stream, peer, buf, params, shard, key).await;
             }
             Decision::Health => {
                 let (status, body) = health(&hub.snapshot().await);
@@ -72,7 +100,7 @@ pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: So
                 },
                 Err(response) => {
                     let _ = write_all(&mut stream, &response.to_bytes(false)).await;
-                    return;
+                    return None;
                 }
             },
             Decision::Respond(response) => response,
@@ -94,7 +122,7 @@ pub async fn serve<R: Runtime, C: Conn>(rt: R, hub: Hub, mut stream: C, peer: So
             }
         }
         if write_all(&mut stream, &bytes).await.is_err() || !keep_alive {
-            return;
+            return None;
         }
     }
 }
@@ -187,9 +215,8 @@ async fn read_body<R: Runtime, C: Conn>(
     Ok(buf.split_to(len).to_vec())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upgrade<R: Runtime, C: Conn>(
-    rt: &R,
+/// Admits an upgrade request, answers it and opens the connection on a shard.
+async fn upgrade<C: Conn>(
     hub: Hub,
     mut stream: C,
     peer: SocketAddr,
@@ -197,7 +224,7 @@ async fn upgrade<R: Runtime, C: Conn>(
     params: hub_core::OpenParams,
     shard: Option<hub_core::ShardId>,
     key: String,
-) {
+) -> Option<Connection<C>> {
     let refuse = |status: u16, message: &str| {
         Response::json(status, format!(r#"{{"error":"{message}"}}"#)).to_bytes(false)
     };
@@ -207,7 +234,7 @@ async fn upgrade<R: Runtime, C: Conn>(
         .load(std::sync::atomic::Ordering::Acquire)
     {
         let _ = write_all(&mut stream, &refuse(503, "the node is shutting down")).await;
-        return;
+        return None;
     }
     let ip = peer.ip();
     let admitted = hub
@@ -223,7 +250,7 @@ async fn upgrade<R: Runtime, C: Conn>(
             &refuse(429, "too many connections from this address"),
         )
         .await;
-        return;
+        return None;
     }
     let mut params = params;
     params.peer = Some(peer);
@@ -231,13 +258,21 @@ async fn upgrade<R: Runtime, C: Conn>(
         .await
         .is_ok()
     {
-        let result =
-            crate::conn::open_and_run(rt, hub.clone(), stream, leftover.freeze(), params, shard)
-                .await;
-        if let Err(e) = result {
-            tracing::warn!(%peer, error = %e, "connection not opened");
+        match crate::conn::open(hub.clone(), stream, leftover.freeze(), params, shard).await {
+            Ok(mut connection) => {
+                // Given back when the connection ends.
+                connection.limited = Some(ip);
+                return Some(connection);
+            }
+            Err(e) => tracing::warn!(%peer, error = %e, "connection not opened"),
         }
     }
+    release(&hub, ip);
+    None
+}
+
+/// Gives back `ip`'s place in the connection limiter.
+pub(crate) fn release(hub: &Hub, ip: IpAddr) {
     if let Ok(mut limiter) = hub.inner.limiter.lock() {
         limiter.release(ip);
     }

@@ -84,37 +84,45 @@ pub fn read_shared<F: FnOnce(&[u8])>(
 /// Most slices in one vectored write.
 const MAX_IOV: usize = 64;
 
-/// Writes `frames` in order with as few vectored writes as possible, then flushes.
-pub async fn write_frames<C: Conn>(conn: &mut C, mut frames: Vec<Bytes>) -> io::Result<()> {
-    let mut first = 0;
-    while first < frames.len() {
-        let written = {
-            let slices: Vec<IoSlice<'_>> = frames[first..]
-                .iter()
-                .take(MAX_IOV)
-                .map(|f| IoSlice::new(f))
-                .collect();
-            conn.write_vectored(&slices).await?
-        };
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let mut left = written;
-        while left > 0 && first < frames.len() {
-            let frame = &mut frames[first];
-            if frame.len() <= left {
-                left -= frame.len();
-                first += 1;
-            } else {
-                frame.advance(left);
-                left = 0;
+/// Writes `frames` in order with as few vectored writes as possible, then flushes. (An
+/// async block rather than an `async fn`, which would hold `frames` twice while writing.)
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would hold its arguments twice"
+)]
+pub fn write_frames<C: Conn>(
+    conn: &mut C,
+    mut frames: Vec<Bytes>,
+) -> impl Future<Output = io::Result<()>> + Send + '_ {
+    async move {
+        // Reversed, so that written frames are popped off the end: no index is kept.
+        frames.reverse();
+        while !frames.is_empty() {
+            let written = {
+                let slices: Vec<IoSlice<'_>> = frames
+                    .iter()
+                    .rev()
+                    .take(MAX_IOV)
+                    .map(|f| IoSlice::new(f))
+                    .collect();
+                conn.write_vectored(&slices).await?
+            };
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            let mut left = written;
+            while let Some(frame) = frames.last_mut() {
+                if frame.len() <= left {
+                    left -= frame.len();
+                    frames.pop();
+                } else {
+                    frame.advance(left);
+                    break;
+                }
             }
         }
-        while first < frames.len() && frames[first].is_empty() {
-            first += 1;
-        }
+        conn.flush().await
     }
-    conn.flush().await
 }
 
 /// Writes all of `bytes`.

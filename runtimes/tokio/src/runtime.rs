@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::task::{ready, Poll};
 use std::time::Instant;
 
 use hub_node::{read_shared, Conn, Runtime};
@@ -45,15 +46,20 @@ impl Runtime for TokioRuntime {
 pub struct TcpConn(pub TcpStream);
 
 impl Conn for TcpConn {
-    async fn read_with<F: FnOnce(&[u8]) + Send>(&mut self, sink: F) -> io::Result<usize> {
+    // Waits with `poll_read_ready`, which keeps the waker in the socket's registration: the
+    // future is a few pointers, where `readable().await` would put a waiter node (and its
+    // async wrappers, ~150 bytes) in every idle connection's task.
+    fn read_with<F: FnOnce(&[u8]) + Send>(
+        &mut self,
+        sink: F,
+    ) -> impl Future<Output = io::Result<usize>> + Send {
         let mut sink = Some(sink);
-        loop {
-            self.0.readable().await?;
-            let read = read_shared(|buf| self.0.try_read(buf), &mut sink)?;
-            if let Some(n) = read {
-                return Ok(n);
+        std::future::poll_fn(move |cx| loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            if let Some(n) = read_shared(|buf| self.0.try_read(buf), &mut sink)? {
+                return Poll::Ready(Ok(n));
             }
-        }
+        })
     }
 
     async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -92,5 +98,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for IoConn<S> {
 
     async fn shutdown_write(&mut self) -> io::Result<()> {
         self.0.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_core::ClientProtocol;
+    use tokio::net::TcpListener;
+
+    /// An idle connection costs its task: tokio allocates the future with 104 bytes of header
+    /// and trailer, rounded up to 128 bytes. Up to 408 bytes of future, that is 512 bytes;
+    /// 8 more and it is 640. See BENCHMARKS.md, "Idle memory: findings".
+    #[tokio::test]
+    async fn a_connection_task_fits_in_512_bytes() {
+        let hub = crate::Server::start_embedded(
+            hub_serve::Settings::default(),
+            None,
+            ClientProtocol::Json,
+        )
+        .await
+        .expect("node");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let task = hub_node::serve_http(TokioRuntime, hub, TcpConn(stream), peer);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 408, "the connection future is {size} bytes");
     }
 }

@@ -16,7 +16,7 @@ impl Shard {
         let Some(slot) = self.open_slot(conn) else {
             return;
         };
-        self.saw_traffic(now, slot);
+        self.saw_traffic(slot);
         self.stats.messages_in += 1;
         if data.len() > self.config.max_message_size {
             self.stats.protocol_closes += 1;

@@ -1,7 +1,6 @@
 //! One connection's state inside a shard.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use crate::ids::{ClientId, ConnId, RoomName, UserId};
 use crate::queue::SendQueue;
@@ -27,10 +26,9 @@ pub(crate) struct Conn {
     pub(crate) state: ConnState,
     /// Whether the connection is in the shard's ready list.
     pub(crate) ready: bool,
-    /// When the connection last showed it was alive.
-    pub(crate) last_seen: Instant,
-    /// When a ping went out that no traffic has answered yet.
-    pub(crate) ping_sent: Option<Instant>,
+    /// Whether a ping went out that no traffic has answered yet (its deadline is in the
+    /// shard's pong timers).
+    pub(crate) ping_unanswered: bool,
 }
 
 impl Conn {
@@ -39,7 +37,6 @@ impl Conn {
         client: ClientId,
         user: Option<UserId>,
         peer: Option<SocketAddr>,
-        now: Instant,
     ) -> Self {
         Self {
             id,
@@ -50,8 +47,7 @@ impl Conn {
             queue: SendQueue::new(),
             state: ConnState::Open,
             ready: false,
-            last_seen: now,
-            ping_sent: None,
+            ping_unanswered: false,
         }
     }
 }

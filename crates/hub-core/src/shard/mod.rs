@@ -290,7 +290,6 @@ impl Shard {
             client.clone(),
             params.user.clone(),
             params.peer,
-            now,
         ));
         self.clients.insert(client.clone(), slot);
         if let Some(user) = &params.user {
@@ -329,12 +328,12 @@ impl Shard {
             Input::Message { conn, data, binary } => self.on_message(now, conn, data, binary),
             Input::Activity { conn } => {
                 if let Some(slot) = self.open_slot(conn) {
-                    self.saw_traffic(now, slot);
+                    self.saw_traffic(slot);
                 }
             }
             Input::Ping { conn, payload } => {
                 if let Some(slot) = self.open_slot(conn) {
-                    self.saw_traffic(now, slot);
+                    self.saw_traffic(slot);
                     let pong =
                         frame::encode(frame::OpCode::Pong, &payload[..payload.len().min(125)]);
                     self.enqueue(now, slot, pong);
@@ -457,8 +456,8 @@ impl Shard {
             if conn.state != ConnState::Open {
                 continue;
             }
-            if conn.ping_sent.is_none() {
-                conn.ping_sent = Some(now);
+            if !conn.ping_unanswered {
+                conn.ping_unanswered = true;
                 self.pong_timers
                     .schedule(slot, now + self.config.pong_timeout);
             }
@@ -545,10 +544,11 @@ impl Shard {
         }
     }
 
-    fn saw_traffic(&mut self, now: Instant, slot: u32) {
+    /// The connection showed it is alive: an unanswered ping is answered. (When is not
+    /// kept: nothing reads it, and the pong deadline is in `pong_timers`.)
+    fn saw_traffic(&mut self, slot: u32) {
         if let Some(conn) = self.conns.get_mut(slot as usize) {
-            conn.last_seen = now;
-            if conn.ping_sent.take().is_some() {
+            if std::mem::take(&mut conn.ping_unanswered) {
                 self.pong_timers.cancel(slot);
             }
         }
