@@ -16,8 +16,9 @@
 //!   message per node on a long-lived stream, never per connection.
 //! - `join` revokes the lease named by a previous instance's node key (deleting all of that
 //!   instance's entries at once), then grants a new lease and writes the node key.
-//! - A batch runs as transactions of at most [`MAX_TXN_OPS`] operations (etcd's default
-//!   `--max-txn-ops`). etcd refuses a transaction that writes one key twice, so the batch is
+//! - A batch runs as transactions of at most [`MAX_TXN_OPS`] operations: half etcd's default
+//!   `--max-txn-ops` of 128, because etcd also counts the operations nested in an
+//!   Unregister's compare-and-delete. etcd refuses a transaction that writes one key twice, so the batch is
 //!   cut into *waves*: the k-th operation on a client id goes into wave k. Waves run in
 //!   order (keeping order per client id); the transactions of one wave run concurrently, up
 //!   to [`TXN_CONCURRENCY`] in flight, so etcd's raft batches their commits.
@@ -43,7 +44,7 @@ pub const NODES_PREFIX: &str = "/hubbub/nodes/";
 /// Prefix of client entries.
 pub const CLIENTS_PREFIX: &str = "/hubbub/clients/";
 /// Operations per transaction (etcd's default `--max-txn-ops`).
-pub const MAX_TXN_OPS: usize = 128;
+pub const MAX_TXN_OPS: usize = 64;
 /// Transactions of one batch in flight at once.
 pub const TXN_CONCURRENCY: usize = 16;
 

@@ -357,7 +357,19 @@ async fn ten_thousand_registers(kind: Kind) {
         found.lookups.iter().all(|(_, n)| n == &id("a")),
         "{found:?}"
     );
-    // Leaving clears them all.
+    // A burst of disconnects in one batch (etcd counts each nested compare-and-delete
+    // against its per-transaction limit).
+    let gone: Vec<RegistryCommand> = (0..1_000)
+        .map(|i| RegistryCommand::Unregister {
+            client: format!("client-{i}").into(),
+        })
+        .collect();
+    a.apply(&gone)
+        .await
+        .expect("1,000 unregisters in one batch");
+    let found = b.apply(&checks[..1]).await.expect("lookups");
+    assert!(found.lookups.iter().all(|(_, n)| n.is_none()), "{found:?}");
+    // Leaving clears the rest.
     a.leave().await.expect("leave");
     let found = b.apply(&checks).await.expect("lookups");
     assert!(found.lookups.iter().all(|(_, n)| n.is_none()), "{found:?}");
