@@ -170,12 +170,7 @@ impl RedisServer {
     /// Stops the server if it runs, then starts it again on the same port (empty).
     pub fn restart(&mut self) {
         self.stop();
-        let mut tries = 0;
-        while !self.launch() {
-            tries += 1;
-            assert!(tries < 5, "could not restart on the same port");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        with_retries("redis-server restart", || self.launch(), || {});
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
@@ -297,12 +292,7 @@ impl EtcdServer {
     /// Stops etcd if it runs, then starts it again on the same ports and data dir.
     pub fn restart(&mut self) {
         self.stop();
-        let mut tries = 0;
-        while !self.launch() {
-            tries += 1;
-            assert!(tries < 5, "could not restart on the same port");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        with_retries("etcd restart", || self.launch(), || {});
     }
 }
 

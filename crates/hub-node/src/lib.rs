@@ -29,5 +29,5 @@ mod start;
 pub use conn::open_and_run;
 pub use http::serve as serve_http;
 pub use hub::{Handler, Hub, HubError};
-pub use runtime::{linger_close, read_shared, timeout, write_all, write_frames, Conn, Runtime};
+pub use runtime::{linger_close, read_ready, timeout, write_all, write_frames, Conn, Runtime};
 pub use start::{is_shutting_down, shutdown, start, ServeError};

@@ -65,7 +65,7 @@ thread_local! {
 /// sockets: `try_read` reads into the buffer; on success the bytes go to the sink (taken
 /// from `sink`) and the count is returned; `Ok(None)` means "would block, wait for
 /// readiness again". An idle connection thereby holds no read buffer of its own.
-pub fn read_shared<F: FnOnce(&[u8])>(
+fn read_shared<F: FnOnce(&[u8])>(
     try_read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
     sink: &mut Option<F>,
 ) -> io::Result<Option<usize>> {
@@ -78,6 +78,35 @@ pub fn read_shared<F: FnOnce(&[u8])>(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e),
+    })
+}
+
+/// [`Conn::read_with`] for a socket with a readiness poll and a non-blocking read: waits
+/// with `poll_ready` (which keeps the waker in the socket's registration, so the future is a
+/// few pointers), then reads through the thread's shared buffer and passes the bytes to
+/// `sink`. Loops on spurious readiness.
+pub fn read_ready<'a, S, F, P, R>(
+    socket: &'a S,
+    poll_ready: P,
+    try_read: R,
+    sink: F,
+) -> impl Future<Output = io::Result<usize>> + Send + use<'a, S, F, P, R>
+where
+    S: Sync,
+    F: FnOnce(&[u8]) + Send,
+    P: Fn(&S, &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> + Send,
+    R: Fn(&S, &mut [u8]) -> io::Result<usize> + Send,
+{
+    let mut sink = Some(sink);
+    std::future::poll_fn(move |cx| loop {
+        match poll_ready(socket, cx) {
+            std::task::Poll::Ready(Ok(())) => {}
+            std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => return std::task::Poll::Pending,
+        }
+        if let Some(n) = read_shared(|buf| try_read(socket, buf), &mut sink)? {
+            return std::task::Poll::Ready(Ok(n));
+        }
     })
 }
 

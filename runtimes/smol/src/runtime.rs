@@ -8,7 +8,7 @@ use std::task::{ready, Poll};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
-use hub_node::{read_shared, Conn, Runtime};
+use hub_node::{Conn, Runtime};
 use smol::Executor;
 
 /// A smol executor run by a fixed number of threads.
@@ -86,13 +86,12 @@ impl Conn for SmolConn {
         &mut self,
         sink: F,
     ) -> impl Future<Output = io::Result<usize>> + Send {
-        let mut sink = Some(sink);
-        std::future::poll_fn(move |cx| loop {
-            ready!(self.0.poll_readable(cx))?;
-            if let Some(n) = read_shared(|buf| self.0.get_ref().read(buf), &mut sink)? {
-                return Poll::Ready(Ok(n));
-            }
-        })
+        hub_node::read_ready(
+            &self.0,
+            |s: &Async<TcpStream>, cx| s.poll_readable(cx),
+            |s: &Async<TcpStream>, buf| s.get_ref().read(buf),
+            sink,
+        )
     }
 
     // `poll_writable` rather than `write_with`, whose wait future (~170 bytes) would be the

@@ -2,10 +2,9 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::task::{ready, Poll};
 use std::time::Instant;
 
-use hub_node::{read_shared, Conn, Runtime};
+use hub_node::{Conn, Runtime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -53,13 +52,12 @@ impl Conn for TcpConn {
         &mut self,
         sink: F,
     ) -> impl Future<Output = io::Result<usize>> + Send {
-        let mut sink = Some(sink);
-        std::future::poll_fn(move |cx| loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            if let Some(n) = read_shared(|buf| self.0.try_read(buf), &mut sink)? {
-                return Poll::Ready(Ok(n));
-            }
-        })
+        hub_node::read_ready(
+            &self.0,
+            |s: &TcpStream, cx| s.poll_read_ready(cx),
+            |s: &TcpStream, buf| s.try_read(buf),
+            sink,
+        )
     }
 
     async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -399,6 +399,44 @@ impl Node {
         id
     }
 
+    /// Asks `client`'s owner shard whether it is connected; the answer moves `stage` on.
+    fn ask_owner(&mut self, now: Instant, origin: Origin, client: ClientId, stage: Stage) {
+        let shard = self.owner_shard(client.as_str());
+        let id = self.start(now, origin, stage, 1, false);
+        self.send_shard(
+            shard,
+            ShardInput::Lookup {
+                client,
+                req: RequestId(id),
+            },
+        );
+    }
+
+    /// Closes `client` on its owner shard with `code`; the count moves `stage` on.
+    fn close_on_owner(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        client: ClientId,
+        code: u16,
+        stage: Stage,
+    ) {
+        let reason = if code == close_code::REPLACED {
+            "replaced by a newer connection"
+        } else {
+            "disconnected by the server"
+        };
+        let shard = self.owner_shard(client.as_str());
+        let id = self.start(now, origin, stage, 1, false);
+        let input = ShardInput::Disconnect {
+            target: Target::Client(client),
+            code,
+            reason: reason.into(),
+            req: Some(RequestId(id)),
+        };
+        self.send_shard(shard, input);
+    }
+
     fn on_command(&mut self, now: Instant, req: RequestId, command: Command) {
         let origin = Origin::Local(req);
         match command {
@@ -409,44 +447,16 @@ impl Node {
                 self.route(now, origin, target, frame, None, false)
             }
             Command::Online { client } => {
-                let shard = self.owner_shard(client.as_str());
-                let id = self.start(
-                    now,
-                    origin,
-                    Stage::OnlineLocal {
-                        client: client.clone(),
-                    },
-                    1,
-                    false,
-                );
-                self.send_shard(
-                    shard,
-                    ShardInput::Lookup {
-                        client,
-                        req: RequestId(id),
-                    },
-                );
+                let stage = Stage::OnlineLocal {
+                    client: client.clone(),
+                };
+                self.ask_owner(now, origin, client, stage);
             }
             Command::Disconnect { client } => {
-                let shard = self.owner_shard(client.as_str());
-                let id = self.start(
-                    now,
-                    origin,
-                    Stage::DisconnectLocal {
-                        client: client.clone(),
-                    },
-                    1,
-                    false,
-                );
-                self.send_shard(
-                    shard,
-                    ShardInput::Disconnect {
-                        target: Target::Client(client),
-                        code: close_code::DISCONNECTED,
-                        reason: "disconnected by the server".into(),
-                        req: Some(RequestId(id)),
-                    },
-                );
+                let stage = Stage::DisconnectLocal {
+                    client: client.clone(),
+                };
+                self.close_on_owner(now, origin, client, close_code::DISCONNECTED, stage);
             }
             Command::Join { client, room } => {
                 let shard = self.owner_shard(client.as_str());

@@ -47,46 +47,12 @@ impl Node {
                     RemoteOp::Deliver { target, frame } => {
                         self.route(now, origin, target, frame, None, false)
                     }
+                    // Remote questions are answered from local knowledge only.
                     RemoteOp::Online { client } => {
-                        let shard = self.owner_shard(client.as_str());
-                        let id = self.start(
-                            now,
-                            origin,
-                            Stage::OnlineLocal {
-                                client: client.clone(),
-                            },
-                            1,
-                            false,
-                        );
-                        // Remote questions are answered from local knowledge only.
-                        if let Some(p) = self.pending.get_mut(&id) {
-                            p.stage = Stage::OnlineLookup;
-                        }
-                        self.send_shard(
-                            shard,
-                            ShardInput::Lookup {
-                                client,
-                                req: RequestId(id),
-                            },
-                        );
+                        self.ask_owner(now, origin, client, Stage::OnlineLookup)
                     }
                     RemoteOp::Disconnect { client, code } => {
-                        let shard = self.owner_shard(client.as_str());
-                        let id = self.start(now, origin, Stage::DisconnectRemote, 1, false);
-                        let reason = if code == close_code::REPLACED {
-                            "replaced by a newer connection"
-                        } else {
-                            "disconnected by the server"
-                        };
-                        self.send_shard(
-                            shard,
-                            ShardInput::Disconnect {
-                                target: Target::Client(client),
-                                code,
-                                reason: reason.into(),
-                                req: Some(RequestId(id)),
-                            },
-                        );
+                        self.close_on_owner(now, origin, client, code, Stage::DisconnectRemote)
                     }
                 }
             }
