@@ -22,7 +22,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{Hub, HubError};
-use crate::mailbox::{Mailbox, WriterCmd};
+use crate::mailbox::{Link, Mailbox, WriterCmd};
 use crate::runtime::{linger_close, timeout, write_frames, Conn, Runtime};
 use crate::shard_task::{ShardMsg, ShardTx};
 
@@ -47,10 +47,10 @@ pub async fn open_and_run<R: Runtime, C: Conn>(
 
 /// An open WebSocket connection: what its task holds while it waits.
 pub(crate) struct Connection<C> {
-    socket: C,
+    /// The mailbox and the socket, shared with the shard task (which writes through it).
+    link: Arc<Link<C>>,
     hub: Hub,
     conn: ConnId,
-    mailbox: Arc<Mailbox>,
     tx: ShardTx,
     decoder: FrameDecoder,
     decoded: Vec<Decoded>,
@@ -73,12 +73,15 @@ pub(crate) async fn open<C: Conn>(
     let Some(tx) = hub.shard_tx(shard).cloned() else {
         return Err(HubError::Stopped);
     };
-    let mailbox = Arc::new(Mailbox::default());
+    let link = Arc::new(Link {
+        mailbox: Mailbox::default(),
+        socket,
+    });
     let (reply_tx, reply_rx) = oneshot::channel();
     tx.control
         .send(ShardMsg::Open {
             params,
-            mailbox: mailbox.clone(),
+            link: link.clone(),
             reply: reply_tx,
         })
         .map_err(|_| HubError::Stopped)?;
@@ -87,10 +90,9 @@ pub(crate) async fn open<C: Conn>(
     tracing::debug!(conn = %id, "connected");
     let decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
     let mut connection = Connection {
-        socket,
+        link,
         hub,
         conn: id,
-        mailbox,
         tx,
         decoder,
         decoded: Vec::new(),
@@ -117,7 +119,7 @@ enum ReadOutcome {
 }
 
 async fn read_decoded<C: Conn>(
-    socket: &mut C,
+    socket: &C,
     decoder: &mut FrameDecoder,
     out: &mut Vec<Decoded>,
 ) -> ReadOutcome {
@@ -155,8 +157,8 @@ impl<C: Conn> Connection<C> {
                     // forwarding) is a read's outcome only.
                     if let Some(outcome) = tokio::select! {
                         biased;
-                        () = self.mailbox.ready() => None,
-                        outcome = read_decoded(&mut self.socket, &mut self.decoder, &mut self.decoded), if reading => Some(outcome),
+                        () = self.link.mailbox.ready() => None,
+                        outcome = read_decoded(&self.link.socket, &mut self.decoder, &mut self.decoded), if reading => Some(outcome),
                     } {
                         match forward(self.conn, &self.tx, &mut self.decoded, outcome).await {
                             Next::Read => {}
@@ -165,7 +167,7 @@ impl<C: Conn> Connection<C> {
                         }
                         continue;
                     }
-                    let (frames, close) = match self.mailbox.try_take() {
+                    let (frames, close) = match self.link.mailbox.try_take() {
                         Some(WriterCmd::Transmit { frames, close }) => (frames, close),
                         Some(WriterCmd::Abort) => break 'serve,
                         None => continue,
@@ -174,15 +176,15 @@ impl<C: Conn> Connection<C> {
                         // Once per connection: boxed, so that its timers do not enlarge
                         // every connection's task.
                         let limit = self.hub.inner.drain_timeout;
-                        let socket = &mut self.socket;
+                        let socket = &self.link.socket;
                         Box::pin(write_and_close(&rt, socket, frames, limit)).await;
                         break 'serve;
                     }
                     // The shard sends nothing more before `Sent` but an abort (drain deadline).
                     // Polled by hand: `select!`'s bookkeeping would make this the largest
                     // state of every connection's future.
-                    let mut write = std::pin::pin!(write_frames(&mut self.socket, frames));
-                    let mailbox = &self.mailbox;
+                    let mut write = std::pin::pin!(write_frames(&self.link.socket, frames));
+                    let mailbox = &self.link.mailbox;
                     let written = std::future::poll_fn(|cx| {
                         if let Poll::Ready(result) = write.as_mut().poll(cx) {
                             return Poll::Ready(result.is_ok());
@@ -216,7 +218,7 @@ impl<C: Conn> Connection<C> {
 /// no abort can come, so the write gets its own deadline (`limit`).
 async fn write_and_close<R: Runtime, C: Conn>(
     rt: &R,
-    socket: &mut C,
+    socket: &C,
     frames: Vec<Bytes>,
     limit: Duration,
 ) {

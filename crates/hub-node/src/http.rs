@@ -45,7 +45,7 @@ pub fn serve<R: Runtime, C: Conn>(
 async fn serve_requests<R: Runtime, C: Conn>(
     rt: R,
     hub: Hub,
-    mut stream: C,
+    stream: C,
     peer: SocketAddr,
 ) -> Option<Connection<C>> {
     let mut buf = BytesMut::with_capacity(1024);
@@ -57,11 +57,11 @@ async fn serve_requests<R: Runtime, C: Conn>(
             KEEP_ALIVE
         };
         first = false;
-        let head = match timeout(&rt, wait, read_head(&mut stream, &mut buf)).await {
+        let head = match timeout(&rt, wait, read_head(&stream, &mut buf)).await {
             Ok(Ok(Some(head))) => head,
             Ok(Ok(None)) | Err(_) => return None,
             Ok(Err(response)) => {
-                let _ = write_all(&mut stream, &response.to_bytes(false)).await;
+                let _ = write_all(&stream, &response.to_bytes(false)).await;
                 return None;
             }
         };
@@ -90,7 +90,7 @@ async fn serve_requests<R: Runtime, C: Conn>(
                 metrics_text(&hub.snapshot().await),
             ),
             Decision::Demo => Response::html(200, hub_edge::demo::DEMO_PAGE),
-            Decision::Api => match read_body(&rt, &mut stream, &mut buf, &head).await {
+            Decision::Api => match read_body(&rt, &stream, &mut buf, &head).await {
                 Ok(body) => match hub.inner.gate.api_request(&head, &body) {
                     Ok(request) => match hub.command(hub_serve::api::command(&request)).await {
                         Ok(reply) => hub_serve::api::response(&reply),
@@ -99,7 +99,7 @@ async fn serve_requests<R: Runtime, C: Conn>(
                     Err(response) => response,
                 },
                 Err(response) => {
-                    let _ = write_all(&mut stream, &response.to_bytes(false)).await;
+                    let _ = write_all(&stream, &response.to_bytes(false)).await;
                     return None;
                 }
             },
@@ -111,9 +111,8 @@ async fn serve_requests<R: Runtime, C: Conn>(
         } else {
             head.content_length().unwrap_or(usize::MAX)
         };
-        let keep_alive = keep_alive
-            && response.status < 500
-            && discard(&rt, &mut stream, &mut buf, unread).await;
+        let keep_alive =
+            keep_alive && response.status < 500 && discard(&rt, &stream, &mut buf, unread).await;
         let mut bytes = response.to_bytes(keep_alive);
         if head.method == "HEAD" {
             // The head of the GET answer (with its Content-Length), without the body.
@@ -121,7 +120,7 @@ async fn serve_requests<R: Runtime, C: Conn>(
                 bytes.truncate(end + 4);
             }
         }
-        if write_all(&mut stream, &bytes).await.is_err() || !keep_alive {
+        if write_all(&stream, &bytes).await.is_err() || !keep_alive {
             return None;
         }
     }
@@ -129,7 +128,7 @@ async fn serve_requests<R: Runtime, C: Conn>(
 
 /// Reads until a full request head is in `buf`; `Ok(None)` when the peer closed first.
 async fn read_head<C: Conn>(
-    stream: &mut C,
+    stream: &C,
     buf: &mut BytesMut,
 ) -> Result<Option<RequestHead>, Response> {
     loop {
@@ -154,7 +153,7 @@ async fn read_head<C: Conn>(
 }
 
 /// Reads until `buf` holds `len` bytes; false on end of stream or after the keep-alive wait.
-async fn fill<R: Runtime, C: Conn>(rt: &R, stream: &mut C, buf: &mut BytesMut, len: usize) -> bool {
+async fn fill<R: Runtime, C: Conn>(rt: &R, stream: &C, buf: &mut BytesMut, len: usize) -> bool {
     while buf.len() < len {
         match timeout(
             rt,
@@ -177,12 +176,7 @@ enum Kind {
 }
 
 /// Skips `len` unread body bytes; false when the connection cannot be reused.
-async fn discard<R: Runtime, C: Conn>(
-    rt: &R,
-    stream: &mut C,
-    buf: &mut BytesMut,
-    len: usize,
-) -> bool {
+async fn discard<R: Runtime, C: Conn>(rt: &R, stream: &C, buf: &mut BytesMut, len: usize) -> bool {
     if len > MAX_API_BODY || !fill(rt, stream, buf, len).await {
         return false;
     }
@@ -193,7 +187,7 @@ async fn discard<R: Runtime, C: Conn>(
 /// Reads the request body announced by Content-Length.
 async fn read_body<R: Runtime, C: Conn>(
     rt: &R,
-    stream: &mut C,
+    stream: &C,
     buf: &mut BytesMut,
     head: &RequestHead,
 ) -> Result<Vec<u8>, Response> {
@@ -218,7 +212,7 @@ async fn read_body<R: Runtime, C: Conn>(
 /// Admits an upgrade request, answers it and opens the connection on a shard.
 async fn upgrade<C: Conn>(
     hub: Hub,
-    mut stream: C,
+    stream: C,
     peer: SocketAddr,
     leftover: BytesMut,
     params: hub_core::OpenParams,
@@ -233,7 +227,7 @@ async fn upgrade<C: Conn>(
         .shutting_down
         .load(std::sync::atomic::Ordering::Acquire)
     {
-        let _ = write_all(&mut stream, &refuse(503, "the node is shutting down")).await;
+        let _ = write_all(&stream, &refuse(503, "the node is shutting down")).await;
         return None;
     }
     let ip = peer.ip();
@@ -246,7 +240,7 @@ async fn upgrade<C: Conn>(
     if !admitted {
         tracing::warn!(%ip, "connection refused: too many connections from this address");
         let _ = write_all(
-            &mut stream,
+            &stream,
             &refuse(429, "too many connections from this address"),
         )
         .await;
@@ -254,10 +248,7 @@ async fn upgrade<C: Conn>(
     }
     let mut params = params;
     params.peer = Some(peer);
-    if write_all(&mut stream, &upgrade_response(&key))
-        .await
-        .is_ok()
-    {
+    if write_all(&stream, &upgrade_response(&key)).await.is_ok() {
         match crate::conn::open(hub.clone(), stream, leftover.freeze(), params, shard).await {
             Ok(mut connection) => {
                 // Given back when the connection ends.

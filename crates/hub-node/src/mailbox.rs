@@ -1,16 +1,56 @@
-//! A one-slot mailbox from a shard task to a connection task.
+//! A one-slot mailbox from a shard task to a connection task, and the shard task's way of
+//! writing to the connection's socket itself.
 //!
 //! The core hands out at most one `Transmit` per connection until the runtime reports it
 //! `Sent`, so one slot is enough: no per-connection channel (and its block allocation) is
 //! needed. An abort overrides whatever is waiting. Only the connection task takes from it,
 //! so one stored waker is enough, and waiting for a command is a poll function of one
 //! pointer (not a waiter node) in the connection's task.
+//!
+//! Write-through. The mailbox and the connection's stream live in one shared [`Link`]. The
+//! shard task writes a batch straight to the stream, without waiting ([`Link::transmit`],
+//! through [`Conn::write_now`]): a batch the socket takes whole costs one system call and no
+//! task wake-up; what it does not take goes to the connection task, which waits for the
+//! socket to drain. Since the core hands out one batch at a time and the write-through is
+//! done under the slot's lock, the two never write at once.
 
 use std::future::Future;
+use std::io::{self, IoSlice};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+
+use crate::runtime::{Conn, MAX_IOV};
+
+/// What a connection task shares with its shard task: the mailbox, and the stream the shard
+/// task writes through. The shard task holds it as `Link<dyn WriteNow>`.
+pub(crate) struct Link<S: ?Sized> {
+    /// Commands for the connection task.
+    pub(crate) mailbox: Mailbox,
+    /// The connection's stream.
+    pub(crate) socket: S,
+}
+
+/// [`Conn::write_now`], for the shard task's type-erased view of a [`Link`].
+pub(crate) trait WriteNow: Send + Sync {
+    /// Writes what the stream takes now, without waiting.
+    fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+impl<C: Conn> WriteNow for C {
+    fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        Conn::write_now(self, slices)
+    }
+}
+
+impl<S: WriteNow + ?Sized> Link<S> {
+    /// Writes `frames` to the stream now if nothing else waits in the slot; whatever the
+    /// stream does not take goes to the connection task as a `Transmit`.
+    pub(crate) fn transmit(&self, frames: Vec<Bytes>) -> Transmitted {
+        self.mailbox.transmit(&self.socket, frames)
+    }
+}
 
 /// What a connection task is told to do.
 #[derive(Debug)]
@@ -19,6 +59,15 @@ pub(crate) enum WriterCmd {
     Transmit { frames: Vec<Bytes>, close: bool },
     /// Drop the socket now.
     Abort,
+}
+
+/// What became of a batch given to [`Mailbox::transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transmitted {
+    /// The socket took it all: the batch is sent.
+    Written,
+    /// (The rest of) it went to the connection task, which reports when it is sent.
+    Handed,
 }
 
 /// The slot and the waker of the task waiting on it.
@@ -36,15 +85,31 @@ struct Slot {
 impl Mailbox {
     /// Puts `cmd` in the slot (an abort always wins) and wakes the connection task.
     pub(crate) fn put(&self, cmd: WriterCmd) {
-        let waker = self.slot.lock().ok().and_then(|mut slot| {
-            if !matches!(slot.cmd, Some(WriterCmd::Abort)) {
-                slot.cmd = Some(cmd);
-            }
-            slot.waker.take()
-        });
+        let waker = self.slot.lock().ok().and_then(|mut slot| slot.put(cmd));
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Writes `frames` through `socket` now if nothing else waits in the slot; whatever it
+    /// does not take goes to the connection task as a `Transmit`.
+    fn transmit<S: WriteNow + ?Sized>(&self, socket: &S, mut frames: Vec<Bytes>) -> Transmitted {
+        let waker = {
+            let Ok(mut slot) = self.slot.lock() else {
+                return Transmitted::Handed;
+            };
+            if slot.cmd.is_none() && write_through(socket, &mut frames) {
+                return Transmitted::Written;
+            }
+            slot.put(WriterCmd::Transmit {
+                frames,
+                close: false,
+            })
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Transmitted::Handed
     }
 
     /// The next command, or `Pending` (and the task is woken by the next `put`).
@@ -78,6 +143,14 @@ impl Mailbox {
 }
 
 impl Slot {
+    /// Stores `cmd` (unless an abort waits) and returns the waker to wake.
+    fn put(&mut self, cmd: WriterCmd) -> Option<Waker> {
+        if !matches!(self.cmd, Some(WriterCmd::Abort)) {
+            self.cmd = Some(cmd);
+        }
+        self.waker.take()
+    }
+
     /// Keeps the task's waker for the next `put`.
     fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<T> {
         match &mut self.waker {
@@ -86,4 +159,42 @@ impl Slot {
         }
         Poll::Pending
     }
+}
+
+/// Writes `frames` through `socket` until they are all written (true) or it takes no more
+/// (false; `frames` then holds what is left, its first frame advanced past the part
+/// written).
+fn write_through<S: WriteNow + ?Sized>(socket: &S, frames: &mut Vec<Bytes>) -> bool {
+    let mut done = 0;
+    while done < frames.len() {
+        let batch = &frames[done..frames.len().min(done + MAX_IOV)];
+        let asked: usize = batch.iter().map(Bytes::len).sum();
+        let result = match batch {
+            [one] => socket.write_now(&[IoSlice::new(one)]),
+            _ => {
+                let slices: Vec<IoSlice<'_>> = batch.iter().map(|f| IoSlice::new(f)).collect();
+                socket.write_now(&slices)
+            }
+        };
+        let Ok(written) = result else {
+            break;
+        };
+        let mut left = written;
+        while left > 0 {
+            let frame = &mut frames[done];
+            if frame.len() <= left {
+                left -= frame.len();
+                done += 1;
+            } else {
+                frame.advance(left);
+                left = 0;
+            }
+        }
+        if written == 0 || written < asked {
+            // The socket's buffer is full: the connection task waits for it to drain.
+            break;
+        }
+    }
+    frames.drain(..done);
+    frames.is_empty()
 }

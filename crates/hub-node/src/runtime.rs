@@ -32,26 +32,36 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 }
 
 /// A connection's byte stream (TCP, or a stream upgraded elsewhere).
-pub trait Conn: Send + 'static {
+pub trait Conn: Send + Sync + 'static {
     /// Waits for bytes and passes them to `sink` (read through a buffer shared by the
     /// thread's connections where the stream allows it, so an idle connection holds none).
     /// Returns how many bytes were read; 0 at end of stream.
     fn read_with<F: FnOnce(&[u8]) + Send>(
-        &mut self,
+        &self,
         sink: F,
     ) -> impl Future<Output = io::Result<usize>> + Send;
 
     /// Writes some of `slices` in one vectored write; how many bytes were written.
     fn write_vectored(
-        &mut self,
+        &self,
         slices: &[IoSlice<'_>],
     ) -> impl Future<Output = io::Result<usize>> + Send;
 
     /// Flushes buffered writes.
-    fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    fn flush(&self) -> impl Future<Output = io::Result<()>> + Send;
 
     /// Shuts the write side down.
-    fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    fn shutdown_write(&self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Writes what the stream takes now, without waiting: how many bytes of `slices` (one
+    /// slice: best as `send`, cheaper in the kernel than `writev`). `WouldBlock` when it
+    /// takes nothing. The shard task writes batches through this itself (see
+    /// `mailbox.rs`), and leaves the rest to the connection's task; a stream that cannot be
+    /// written this way keeps this default, and its task does all the writing.
+    fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        let _ = slices;
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 }
 
 /// Size of the read buffer shared by the connections of one thread.
@@ -111,7 +121,7 @@ where
 }
 
 /// Most slices in one vectored write.
-const MAX_IOV: usize = 64;
+pub(crate) const MAX_IOV: usize = 64;
 
 /// Writes `frames` in order with as few vectored writes as possible, then flushes. (An
 /// async block rather than an `async fn`, which would hold `frames` twice while writing.)
@@ -120,7 +130,7 @@ const MAX_IOV: usize = 64;
     reason = "an `async fn` would hold its arguments twice"
 )]
 pub fn write_frames<C: Conn>(
-    conn: &mut C,
+    conn: &C,
     mut frames: Vec<Bytes>,
 ) -> impl Future<Output = io::Result<()>> + Send + '_ {
     async move {
@@ -155,14 +165,14 @@ pub fn write_frames<C: Conn>(
 }
 
 /// Writes all of `bytes`.
-pub async fn write_all<C: Conn>(conn: &mut C, bytes: &[u8]) -> io::Result<()> {
+pub async fn write_all<C: Conn>(conn: &C, bytes: &[u8]) -> io::Result<()> {
     write_frames(conn, vec![Bytes::copy_from_slice(bytes)]).await
 }
 
 /// Shuts the write side, then reads and discards what the client still sends until it
 /// closes or `linger` passes: closing a socket with unread bytes resets it, and the client
 /// could lose the close frame.
-pub async fn linger_close<R: Runtime, C: Conn>(rt: &R, conn: &mut C, linger: Duration) {
+pub async fn linger_close<R: Runtime, C: Conn>(rt: &R, conn: &C, linger: Duration) {
     let _ = conn.shutdown_write().await;
     let drain = async {
         loop {

@@ -8,7 +8,7 @@ use hub_core::{node, ConnId, ShardId, ShardStats};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{dispatch_event, Hub};
-use crate::mailbox::{Mailbox, WriterCmd};
+use crate::mailbox::{Link, Transmitted, WriteNow, WriterCmd};
 use crate::node_task::NodeMsg;
 use crate::runtime::Runtime;
 
@@ -19,10 +19,10 @@ pub(crate) const DATA_QUEUE: usize = 4096;
 
 /// A request for a shard task.
 pub(crate) enum ShardMsg {
-    /// Open a connection whose frames go to `mailbox`.
+    /// Open a connection whose frames go through `link`.
     Open {
         params: OpenParams,
-        mailbox: Arc<Mailbox>,
+        link: SharedLink,
         reply: oneshot::Sender<Result<ConnId, OpenError>>,
     },
     /// Feed an input.
@@ -72,7 +72,8 @@ pub(crate) fn channels() -> (ShardTx, ShardRx) {
 
 struct ShardTask {
     shard: Shard,
-    mailboxes: Vec<Option<(ConnId, Arc<Mailbox>)>>,
+    /// Each open connection's link, by slot.
+    links: Vec<Option<(ConnId, SharedLink)>>,
     node: mpsc::UnboundedSender<NodeMsg>,
     hub: Hub,
 }
@@ -87,7 +88,7 @@ pub(crate) async fn run<R: Runtime>(
 ) {
     let mut task = ShardTask {
         shard,
-        mailboxes: Vec::new(),
+        links: Vec::new(),
         node,
         hub,
     };
@@ -126,6 +127,17 @@ pub(crate) async fn run<R: Runtime>(
     }
 }
 
+/// A connection's link as the shard task holds it.
+pub(crate) type SharedLink = Arc<Link<dyn WriteNow>>;
+
+/// The link of `conn` in a shard task's table.
+fn link_of(links: &[Option<(ConnId, SharedLink)>], conn: ConnId) -> Option<&SharedLink> {
+    match links.get(conn.slot as usize) {
+        Some(Some((id, link))) if *id == conn => Some(link),
+        _ => None,
+    }
+}
+
 /// Completes at `deadline`, or never when there is none.
 pub(crate) async fn next_deadline<R: Runtime>(rt: &R, deadline: Option<Instant>) {
     match deadline {
@@ -140,16 +152,16 @@ impl ShardTask {
         match msg {
             ShardMsg::Open {
                 params,
-                mailbox,
+                link,
                 reply,
             } => {
                 let result = self.shard.open(now, params);
                 if let Ok(id) = result {
                     let slot = id.slot as usize;
-                    if self.mailboxes.len() <= slot {
-                        self.mailboxes.resize(slot + 1, None);
+                    if self.links.len() <= slot {
+                        self.links.resize(slot + 1, None);
                     }
-                    self.mailboxes[slot] = Some((id, mailbox));
+                    self.links[slot] = Some((id, link));
                 }
                 let opened = result.as_ref().ok().copied();
                 if reply.send(result).is_err() {
@@ -179,15 +191,8 @@ impl ShardTask {
         self.shard.handle_input(now, input);
     }
 
-    fn mailbox(&self, conn: ConnId) -> Option<&Arc<Mailbox>> {
-        match self.mailboxes.get(conn.slot as usize) {
-            Some(Some((id, mailbox))) if *id == conn => Some(mailbox),
-            _ => None,
-        }
-    }
-
     fn forget(&mut self, conn: ConnId) {
-        if let Some(entry) = self.mailboxes.get_mut(conn.slot as usize) {
+        if let Some(entry) = self.links.get_mut(conn.slot as usize) {
             if entry.as_ref().is_some_and(|(id, _)| *id == conn) {
                 *entry = None;
             }
@@ -196,6 +201,7 @@ impl ShardTask {
 
     fn drain(&mut self) {
         let shard_id: ShardId = self.shard.id();
+        let mut now = None;
         while let Some(output) = self.shard.poll_output() {
             match output {
                 Output::Transmit {
@@ -203,16 +209,22 @@ impl ShardTask {
                     frames,
                     close,
                 } => {
-                    if let Some(mailbox) = self.mailbox(conn) {
-                        mailbox.put(WriterCmd::Transmit { frames, close });
-                    }
+                    let Some(link) = link_of(&self.links, conn) else {
+                        continue;
+                    };
                     if close {
+                        link.mailbox.put(WriterCmd::Transmit { frames, close });
                         self.forget(conn);
+                    } else if link.transmit(frames) == Transmitted::Written {
+                        // Written through: sent now; the connection's next batch, if any,
+                        // comes out of this same loop.
+                        let now = *now.get_or_insert_with(Instant::now);
+                        self.shard.handle_input(now, Input::Sent { conn });
                     }
                 }
                 Output::Abort { conn } => {
-                    if let Some(mailbox) = self.mailbox(conn) {
-                        mailbox.put(WriterCmd::Abort);
+                    if let Some(link) = link_of(&self.links, conn) {
+                        link.mailbox.put(WriterCmd::Abort);
                     }
                     self.forget(conn);
                 }

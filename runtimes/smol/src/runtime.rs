@@ -83,7 +83,7 @@ impl Conn for SmolConn {
     // is a few pointers, where `readable().await` would put its own future (~100 bytes) in
     // every idle connection's task.
     fn read_with<F: FnOnce(&[u8]) + Send>(
-        &mut self,
+        &self,
         sink: F,
     ) -> impl Future<Output = io::Result<usize>> + Send {
         hub_node::read_ready(
@@ -96,9 +96,9 @@ impl Conn for SmolConn {
 
     // `poll_writable` rather than `write_with`, whose wait future (~170 bytes) would be the
     // largest part of every connection's task.
-    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
         std::future::poll_fn(|cx| loop {
-            match self.0.get_ref().write_vectored(slices) {
+            match self.write_now(slices) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return Poll::Ready(result),
             }
@@ -107,11 +107,19 @@ impl Conn for SmolConn {
         .await
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
+    async fn flush(&self) -> io::Result<()> {
         Ok(())
     }
 
-    async fn shutdown_write(&mut self) -> io::Result<()> {
+    async fn shutdown_write(&self) -> io::Result<()> {
         self.0.get_ref().shutdown(Shutdown::Write)
+    }
+
+    fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut socket = self.0.get_ref();
+        match slices {
+            [one] => socket.write(one),
+            _ => socket.write_vectored(slices),
+        }
     }
 }

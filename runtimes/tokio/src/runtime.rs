@@ -2,10 +2,14 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use hub_node::{Conn, Runtime};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Size of the read buffer of a stream upgraded elsewhere.
@@ -49,7 +53,7 @@ impl Conn for TcpConn {
     // future is a few pointers, where `readable().await` would put a waiter node (and its
     // async wrappers, ~150 bytes) in every idle connection's task.
     fn read_with<F: FnOnce(&[u8]) + Send>(
-        &mut self,
+        &self,
         sink: F,
     ) -> impl Future<Output = io::Result<usize>> + Send {
         hub_node::read_ready(
@@ -60,42 +64,83 @@ impl Conn for TcpConn {
         )
     }
 
-    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.write_vectored(slices).await
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.write_now(slices) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        })
+        .await
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().await
+    async fn flush(&self) -> io::Result<()> {
+        Ok(())
     }
 
-    async fn shutdown_write(&mut self) -> io::Result<()> {
-        self.0.shutdown().await
+    async fn shutdown_write(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.0).shutdown(Shutdown::Write)
+    }
+
+    fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        match slices {
+            [one] => self.0.try_write(one),
+            _ => self.0.try_write_vectored(slices),
+        }
     }
 }
 
 /// Any tokio stream (for example one axum or hyper upgraded), read through a small buffer
-/// of its own.
+/// of its own. Its task does all its writing (no [`Conn::write_now`]).
 #[derive(Debug)]
-pub struct IoConn<S>(pub S);
+pub struct IoConn<S>(Mutex<S>);
+
+impl<S> IoConn<S> {
+    /// Wraps `stream`.
+    pub fn new(stream: S) -> Self {
+        Self(Mutex::new(stream))
+    }
+
+    /// Polls `op` on the stream (the lock is only ever taken by the connection's task).
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>>
+    where
+        S: Unpin,
+    {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        op(Pin::new(&mut *stream), cx)
+    }
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for IoConn<S> {
-    async fn read_with<F: FnOnce(&[u8]) + Send>(&mut self, sink: F) -> io::Result<usize> {
-        let mut buf = [0u8; OWN_READ_BUFFER];
-        let n = self.0.read(&mut buf).await?;
-        sink(&buf[..n]);
-        Ok(n)
+    async fn read_with<F: FnOnce(&[u8]) + Send>(&self, sink: F) -> io::Result<usize> {
+        let mut sink = Some(sink);
+        std::future::poll_fn(|cx| {
+            let mut buf = [0u8; OWN_READ_BUFFER];
+            let mut read = ReadBuf::new(&mut buf);
+            ready!(self.poll(cx, |s, cx| s.poll_read(cx, &mut read)))?;
+            if let Some(sink) = sink.take() {
+                sink(read.filled());
+            }
+            Poll::Ready(Ok(read.filled().len()))
+        })
+        .await
     }
 
-    async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.write_vectored(slices).await
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll(cx, |s, cx| s.poll_write_vectored(cx, slices))).await
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().await
+    async fn flush(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll(cx, AsyncWrite::poll_flush)).await
     }
 
-    async fn shutdown_write(&mut self) -> io::Result<()> {
-        self.0.shutdown().await
+    async fn shutdown_write(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll(cx, AsyncWrite::poll_shutdown)).await
     }
 }
 

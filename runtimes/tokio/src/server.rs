@@ -115,6 +115,7 @@ impl ServeUpgraded for Hub {
         stream: S,
         params: OpenParams,
     ) -> Result<(), HubError> {
-        self.serve_conn(&TokioRuntime, IoConn(stream), params).await
+        self.serve_conn(&TokioRuntime, IoConn::new(stream), params)
+            .await
     }
 }
