@@ -252,6 +252,38 @@ async fn slow_consumer_is_closed_with_4008_and_others_keep_receiving() {
 }
 
 #[tokio::test]
+async fn a_client_that_reads_late_gets_every_message_whole_and_in_order() {
+    const COUNT: usize = 1000;
+    // 20 MB in 20 kB messages to a client that does not read while they are sent: the socket
+    // takes part of a batch, the rest waits for it to drain (the node writes through, then
+    // hands the remainder to the connection's task), and nothing is lost, cut or reordered.
+    let node = TestNode::start(&["--send-queue-bytes", "64MiB"]);
+    let (mut late, _) = Client::connect(&node.ws_url("/ws/feed?id=late")).await;
+    let pad = "z".repeat(20_000);
+    for i in 0..COUNT {
+        let body = format!(r#"{{"room":"feed","data":"{i:05}{pad}"}}"#);
+        let reply = hubbub_tests::post(node.addr, "/api/publish", &body).await;
+        assert_eq!(reply.json()["delivered"], 1, "message {i} was queued");
+    }
+    let stats = hubbub_tests::http(node.addr, "GET", "/stats", None, &[])
+        .await
+        .json();
+    let queued = stats["shards"].as_array().map_or(0, |shards| {
+        shards
+            .iter()
+            .filter_map(|s| s["queued_bytes"].as_u64())
+            .sum::<u64>()
+    });
+    assert!(queued > 0, "the socket filled up and frames wait: {stats}");
+    for i in 0..COUNT {
+        let m = late.recv().await;
+        let data = m["data"].as_str().unwrap_or_default();
+        assert_eq!(data.len(), 20_005, "message {i} is whole");
+        assert_eq!(&data[..5], format!("{i:05}"), "message {i} comes in order");
+    }
+}
+
+#[tokio::test]
 async fn websocket_ping_gets_pong_and_close_is_answered() {
     let node = TestNode::start(&[]);
     let (mut c, _) = Client::connect(&node.ws_url("/ws")).await;
