@@ -67,7 +67,12 @@ impl Conn for TcpConn {
     async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
         std::future::poll_fn(|cx| loop {
             ready!(self.0.poll_write_ready(cx))?;
-            match self.write_now(slices) {
+            // tokio's `try_write`: a `WouldBlock` clears the readiness, so the next poll waits.
+            let result = match slices {
+                [one] => self.0.try_write(one),
+                _ => self.0.try_write_vectored(slices),
+            };
+            match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return Poll::Ready(result),
             }
@@ -83,10 +88,15 @@ impl Conn for TcpConn {
         socket2::SockRef::from(&self.0).shutdown(Shutdown::Write)
     }
 
+    // Straight to the socket (`send`, `sendmsg`), not through tokio's `try_write`, which
+    // first reads the registration's readiness (a cache miss per socket during a fan-out).
+    // A `WouldBlock` here leaves that readiness set: the task's next write (`try_write`)
+    // then finds the socket full itself, clears it and waits.
     fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        let socket = socket2::SockRef::from(&self.0);
         match slices {
-            [one] => self.0.try_write(one),
-            _ => self.0.try_write_vectored(slices),
+            [one] => socket.send(one),
+            _ => socket.send_vectored(slices),
         }
     }
 }
