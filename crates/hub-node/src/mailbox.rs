@@ -78,7 +78,9 @@ pub(crate) struct Mailbox {
 
 #[derive(Debug, Default)]
 struct Slot {
-    cmd: Option<WriterCmd>,
+    /// Boxed: a command waits only when the socket is full or the connection ends, and the
+    /// slot is part of every connection's memory.
+    cmd: Option<Box<WriterCmd>>,
     waker: Option<Waker>,
 }
 
@@ -118,7 +120,7 @@ impl Mailbox {
             return Poll::Pending;
         };
         match slot.cmd.take() {
-            Some(cmd) => Poll::Ready(cmd),
+            Some(cmd) => Poll::Ready(*cmd),
             None => slot.wait(cx),
         }
     }
@@ -138,15 +140,19 @@ impl Mailbox {
 
     /// The waiting command, if any.
     pub(crate) fn try_take(&self) -> Option<WriterCmd> {
-        self.slot.lock().ok().and_then(|mut slot| slot.cmd.take())
+        self.slot
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.cmd.take())
+            .map(|cmd| *cmd)
     }
 }
 
 impl Slot {
     /// Stores `cmd` (unless an abort waits) and returns the waker to wake.
     fn put(&mut self, cmd: WriterCmd) -> Option<Waker> {
-        if !matches!(self.cmd, Some(WriterCmd::Abort)) {
-            self.cmd = Some(cmd);
+        if !matches!(self.cmd.as_deref(), Some(WriterCmd::Abort)) {
+            self.cmd = Some(Box::new(cmd));
         }
         self.waker.take()
     }
