@@ -128,7 +128,7 @@ baseline_keys=$(redis_keys)
 ( while sleep 0.5; do echo "$(date +%s.%N) $(redis_memory) $(redis_keys)"; done ) >"$OUT/redis-memory.txt" 2>/dev/null &
 SAMPLER=$!
 
-args=(scale --connections "$CONNECTIONS" --json "$OUT/scale.json")
+args=(scale --connections "$CONNECTIONS" --registry-pid "$REDIS" --json "$OUT/scale.json")
 [[ -n ${EMITS:-} ]] && args+=(--emits "$EMITS")
 for (( i = 0; i < NODES; i++ )); do args+=(--url "${URLS[i]}" --server-pid "${NODE_PIDS[i]}"); done
 echo "+ $LOAD ${args[*]} $*" >&2

@@ -71,7 +71,8 @@ client received its own payload exactly once, and no client anything else. Repor
 connections per node (the generator's count and the node's /stats), emits/s, the API
 round trip (request written -> answer read) and the delivery latency (payload stamp ->
 client), and, with --server-pid once per --url in the same order, each node's VmRSS and
-bytes per connection and the nodes' CPU. Exits non-zero if any connection failed or
+bytes per connection and the nodes' CPU (--registry-pid: the registry's too; 'others' is
+the machine's busy time from /proc/stat minus nodes, registry and generator). Exits non-zero if any connection failed or
 closed, or any answer or delivery was wrong or missing.
 
 OUTPUT. A progress line on stderr every second; a table on stdout at the end; with
@@ -277,8 +278,9 @@ pub struct ScaleArgs {
     /// Payload bytes of each emit (at least the '<seq>:<send_ns>:' header, ~30 bytes).
     #[arg(long, short = 'p', default_value_t = 64)]
     pub payload: usize,
-    /// Keep-alive HTTP connections to each node's producer API.
-    #[arg(long, default_value_t = 4)]
+    /// Keep-alive HTTP connections to each node's producer API (a Hubbub node answers the
+    /// requests of one connection one at a time, so throughput grows with connections).
+    #[arg(long, default_value_t = 16)]
     pub api_connections: usize,
     /// Emits in flight (sent, not yet answered) per HTTP connection.
     #[arg(long, default_value_t = 32)]
@@ -300,6 +302,10 @@ pub struct ScaleArgs {
     /// Seconds to wait after the last answer for deliveries still under way.
     #[arg(long, default_value_t = 10.0)]
     pub drain: f64,
+    /// Process id of the shared registry (e.g. redis-server): its CPU and memory are
+    /// reported beside the nodes'.
+    #[arg(long)]
+    pub registry_pid: Option<u32>,
     /// Where connections live and how fast they open.
     #[command(flatten)]
     pub place: PlaceArgs,

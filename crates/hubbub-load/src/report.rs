@@ -280,6 +280,23 @@ pub struct EmitSummary {
     pub generator_cpu: Option<CpuUse>,
     /// All --server-pid processes' CPU while the emits were answered.
     pub server_cpu: Option<CpuUse>,
+    /// The whole machine's busy CPU while the emits were answered.
+    pub machine_cpu: Option<CpuUse>,
+}
+
+/// The shared registry process of a scale run (--registry-pid).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegistryUse {
+    /// Its process id.
+    pub pid: u32,
+    /// VmRSS before any connection, bytes.
+    pub rss_before: Option<u64>,
+    /// VmRSS once connected and settled, bytes.
+    pub rss_connected: Option<u64>,
+    /// CPU while the connections opened.
+    pub connect_cpu: Option<CpuUse>,
+    /// CPU while the emits were answered.
+    pub emit_cpu: Option<CpuUse>,
 }
 
 /// A scale run.
@@ -297,6 +314,10 @@ pub struct ScaleResult {
     pub connect: ConnectSummary,
     /// Generator CPU while the connections opened.
     pub connect_generator_cpu: Option<CpuUse>,
+    /// The whole machine's busy CPU while the connections opened.
+    pub connect_machine_cpu: Option<CpuUse>,
+    /// The registry process, when --registry-pid was given.
+    pub registry: Option<RegistryUse>,
     /// Generator memory (all its processes) once connected, bytes.
     pub generator_rss: Option<u64>,
     /// CPUs the generator may use.
@@ -559,6 +580,44 @@ pub fn print_connect_rate(r: &ConnectRateResult) {
     print!("{out}");
 }
 
+/// CPU readings of processes measured over the same window, added up (`None` if any is).
+fn sum_cpu(mut parts: impl Iterator<Item = Option<CpuUse>>) -> Option<CpuUse> {
+    parts.try_fold(CpuUse::default(), |acc, part| {
+        let part = part?;
+        Some(CpuUse {
+            cpu_secs: acc.cpu_secs + part.cpu_secs,
+            wall_secs: acc.wall_secs.max(part.wall_secs),
+            percent: acc.percent + part.percent,
+        })
+    })
+}
+
+/// `generator G, nodes N, registry R, others O; machine busy M`: the machine's busy time
+/// split (percent of one core; others = machine - the rest).
+fn cpu_shares(
+    generator: Option<CpuUse>,
+    nodes: Option<CpuUse>,
+    registry: Option<CpuUse>,
+    machine: Option<CpuUse>,
+) -> String {
+    let known = [generator, nodes, registry]
+        .iter()
+        .flatten()
+        .map(|c| c.percent)
+        .sum::<f64>();
+    let others = machine.map_or("n/a".into(), |m| {
+        format!("{:.0}%", (m.percent - known).max(0.0))
+    });
+    format!(
+        "generator {}, nodes {}, registry {}, others {}; machine busy {} (100% = one core)",
+        fmt_cpu(generator),
+        fmt_cpu(nodes),
+        fmt_cpu(registry),
+        others,
+        fmt_cpu(machine)
+    )
+}
+
 fn fmt_opt_bytes(b: Option<u64>) -> String {
     b.map_or("n/a".into(), |b| fmt_bytes(Some(b as f64)))
 }
@@ -588,12 +647,33 @@ pub fn print_scale(r: &ScaleResult) {
             format!(" (closed during the emits: {})", how.join(", "))
         }
     );
+    let nodes_connect = sum_cpu(r.nodes.iter().map(|n| n.connect_cpu));
+    let registry_connect = r.registry.as_ref().and_then(|g| g.connect_cpu);
     let _ = writeln!(
         out,
-        "  generator   cpu {} of {} core(s) while connecting; rss {}",
-        fmt_cpu(r.connect_generator_cpu),
-        r.generator_cores,
-        fmt_opt_bytes(r.generator_rss)
+        "  cpu         while connecting: {}",
+        cpu_shares(
+            r.connect_generator_cpu,
+            nodes_connect,
+            registry_connect,
+            r.connect_machine_cpu
+        )
+    );
+    let _ = writeln!(
+        out,
+        "  memory      generator {} ({} per connection){}",
+        fmt_opt_bytes(r.generator_rss),
+        fmt_bytes(
+            r.generator_rss
+                .filter(|_| r.connect.ok > 0)
+                .map(|b| b as f64 / r.connect.ok as f64)
+        ),
+        r.registry.as_ref().map_or(String::new(), |g| format!(
+            "; registry (pid {}) {} before, {} connected",
+            g.pid,
+            fmt_opt_bytes(g.rss_before),
+            fmt_opt_bytes(g.rss_connected)
+        ))
     );
     let _ = writeln!(
         out,
@@ -671,15 +751,18 @@ pub fn print_scale(r: &ScaleResult) {
     let _ = writeln!(out, "  delivery    {}", quantiles(&e.delivery_latency));
     let _ = writeln!(
         out,
-        "  cpu         generator {} of {} core(s){}; nodes {} (while answering)",
-        fmt_cpu(e.generator_cpu),
-        r.generator_cores,
+        "  cpu         while answering: {}{}",
+        cpu_shares(
+            e.generator_cpu,
+            e.server_cpu,
+            r.registry.as_ref().and_then(|g| g.emit_cpu),
+            e.machine_cpu
+        ),
         if generator_bound(e.generator_cpu, r.generator_cores) {
             " (GENERATOR-BOUND)"
         } else {
             ""
-        },
-        fmt_cpu(e.server_cpu)
+        }
     );
     for n in &r.nodes {
         if let Some(s) = &n.stats_after {

@@ -29,8 +29,8 @@ use crate::http::{self, Exchanged, PostPlan};
 use crate::ipc::{Addressed, Command, Event, GroupSpec, StepReport};
 use crate::payload::{encode, now_ns};
 use crate::proto::{Protocol, Role};
-use crate::report::{EmitSummary, NodeStats, ScaleNode, ScaleResult};
-use crate::sysstat::{self, CpuProbe};
+use crate::report::{EmitSummary, NodeStats, RegistryUse, ScaleNode, ScaleResult};
+use crate::sysstat::{self, CpuProbe, MachineProbe};
 
 /// How long groups get to answer a command.
 const REPLY_LIMIT: Duration = Duration::from_secs(120);
@@ -316,6 +316,13 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleResult, String> {
         "opening {n} connections over {k} nodes (client ids {}0..), {} at a time",
         args.id_prefix, args.place.connect_concurrency
     );
+    let mut registry = args.registry_pid.map(|pid| RegistryUse {
+        pid,
+        rss_before: sysstat::rss_bytes(pid),
+        ..RegistryUse::default()
+    });
+    let registry_cpu = args.registry_pid.map(|p| CpuProbe::start(&[p]));
+    let machine = MachineProbe::start();
     let node_cpu: Vec<CpuProbe> = pids.iter().map(|&p| CpuProbe::start(&[p])).collect();
     let (mut groups, placement) = start_specs(&template, &args.place, n, args.connect_rate).await?;
     let mut generator_pids = groups.pids();
@@ -329,6 +336,10 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleResult, String> {
         }
     };
     let connect_generator_cpu = generator.finish();
+    let connect_machine_cpu = machine.finish();
+    if let (Some(r), Some(probe)) = (registry.as_mut(), &registry_cpu) {
+        r.connect_cpu = probe.finish();
+    }
     for (node, probe) in nodes.iter_mut().zip(&node_cpu) {
         node.connect_cpu = probe.finish();
     }
@@ -351,8 +362,19 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleResult, String> {
         };
     }
     let generator_rss = server_rss(&generator_pids);
+    if let Some(r) = registry.as_mut() {
+        r.rss_connected = sysstat::rss_bytes(r.pid);
+    }
 
-    let outcome = emit_and_check(&mut groups, &mut nodes, args, wanted, &generator_pids).await;
+    let outcome = emit_and_check(
+        &mut groups,
+        &mut nodes,
+        registry.as_mut(),
+        args,
+        wanted,
+        &generator_pids,
+    )
+    .await;
     // While the connections are still open.
     let stats = all_stats(&mut nodes).await;
     for (node, s) in nodes.iter_mut().zip(stats) {
@@ -376,6 +398,8 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleResult, String> {
         closes: closes.into_iter().collect(),
         connect,
         connect_generator_cpu,
+        connect_machine_cpu,
+        registry,
         generator_rss,
         generator_cores: sysstat::usable_cpus(),
         emits,
@@ -392,6 +416,7 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleResult, String> {
 async fn emit_and_check(
     groups: &mut Groups,
     nodes: &mut [ScaleNode],
+    registry: Option<&mut RegistryUse>,
     args: &ScaleArgs,
     wanted: u64,
     generator_pids: &[u32],
@@ -435,6 +460,8 @@ async fn emit_and_check(
         .collect();
     let server_cpu = CpuProbe::start(&pids);
     let generator_cpu = CpuProbe::start(generator_pids);
+    let registry_cpu = registry.as_ref().map(|r| CpuProbe::start(&[r.pid]));
+    let machine = MachineProbe::start();
     let answered = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = start_emits(
@@ -470,6 +497,10 @@ async fn emit_and_check(
     let elapsed = started.elapsed().as_secs_f64();
     let generator_cpu = generator_cpu.finish();
     let server_cpu = server_cpu.finish();
+    let machine_cpu = machine.finish();
+    if let (Some(r), Some(probe)) = (registry, &registry_cpu) {
+        r.emit_cpu = probe.finish();
+    }
     for (node, probe) in nodes.iter_mut().zip(&node_cpu) {
         node.emit_cpu = probe.finish();
         node.rss_after = node.pid.and_then(sysstat::rss_bytes);
@@ -483,6 +514,7 @@ async fn emit_and_check(
         elapsed_secs: elapsed,
         generator_cpu,
         server_cpu,
+        machine_cpu,
         ..EmitSummary::default()
     };
     let mut api = Latency::new();
