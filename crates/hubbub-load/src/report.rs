@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::hist::Summary;
 use crate::proto::Protocol;
-use crate::sysstat::CpuUse;
+use crate::sysstat::{CpuUse, MachineUse};
 use crate::tally::Loss;
 
 /// How opening a run's connections went.
@@ -280,8 +280,8 @@ pub struct EmitSummary {
     pub generator_cpu: Option<CpuUse>,
     /// All --server-pid processes' CPU while the emits were answered.
     pub server_cpu: Option<CpuUse>,
-    /// The whole machine's busy CPU while the emits were answered.
-    pub machine_cpu: Option<CpuUse>,
+    /// The whole machine's CPU while the emits were answered.
+    pub machine_cpu: Option<MachineUse>,
 }
 
 /// The shared registry process of a scale run (--registry-pid).
@@ -314,8 +314,8 @@ pub struct ScaleResult {
     pub connect: ConnectSummary,
     /// Generator CPU while the connections opened.
     pub connect_generator_cpu: Option<CpuUse>,
-    /// The whole machine's busy CPU while the connections opened.
-    pub connect_machine_cpu: Option<CpuUse>,
+    /// The whole machine's CPU while the connections opened.
+    pub connect_machine_cpu: Option<MachineUse>,
     /// The registry process, when --registry-pid was given.
     pub registry: Option<RegistryUse>,
     /// Generator memory (all its processes) once connected, bytes.
@@ -592,13 +592,13 @@ fn sum_cpu(mut parts: impl Iterator<Item = Option<CpuUse>>) -> Option<CpuUse> {
     })
 }
 
-/// `generator G, nodes N, registry R, others O; machine busy M`: the machine's busy time
-/// split (percent of one core; others = machine - the rest).
+/// `generator G, nodes N, registry R, irq I, others O; machine busy M`: the machine's busy
+/// time split (percent of one core; others = machine - the rest).
 fn cpu_shares(
     generator: Option<CpuUse>,
     nodes: Option<CpuUse>,
     registry: Option<CpuUse>,
-    machine: Option<CpuUse>,
+    machine: Option<MachineUse>,
 ) -> String {
     let known = [generator, nodes, registry]
         .iter()
@@ -606,15 +606,16 @@ fn cpu_shares(
         .map(|c| c.percent)
         .sum::<f64>();
     let others = machine.map_or("n/a".into(), |m| {
-        format!("{:.0}%", (m.percent - known).max(0.0))
+        format!("{:.0}%", (m.busy.percent - m.irq.percent - known).max(0.0))
     });
     format!(
-        "generator {}, nodes {}, registry {}, others {}; machine busy {} (100% = one core)",
+        "generator {}, nodes {}, registry {}, irq+softirq {}, others {}; machine busy {} (100% = one core)",
         fmt_cpu(generator),
         fmt_cpu(nodes),
         fmt_cpu(registry),
+        fmt_cpu(machine.map(|m| m.irq)),
         others,
-        fmt_cpu(machine)
+        fmt_cpu(machine.map(|m| m.busy))
     )
 }
 

@@ -113,29 +113,41 @@ impl CpuProbe {
     }
 }
 
-/// Busy clock ticks of the whole machine so far, summed over its CPUs (`/proc/stat`: every
-/// time but idle and iowait).
-pub fn machine_busy_ticks() -> Option<u64> {
+/// Clock ticks of the whole machine so far, summed over its CPUs (`/proc/stat`): busy (every
+/// time but idle and iowait) and, within it, interrupts and softirqs (which no process's
+/// utime/stime holds, e.g. loopback TCP processed in softirq context).
+pub fn machine_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_machine_busy(&stat)
+    parse_machine(&stat)
 }
 
-fn parse_machine_busy(stat: &str) -> Option<u64> {
+fn parse_machine(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = line
         .split_whitespace()
         .skip(1)
         .map(|f| f.parse().ok())
         .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
     let total: u64 = fields.iter().take(8).sum();
     let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
-    Some(total.saturating_sub(idle))
+    let irq = fields.get(5).copied().unwrap_or(0) + fields.get(6).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), irq))
+}
+
+/// The whole machine's CPU over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MachineUse {
+    /// Busy time (all but idle and iowait), over every CPU.
+    pub busy: CpuUse,
+    /// Interrupt and softirq time, part of `busy`.
+    pub irq: CpuUse,
 }
 
 /// Measures the whole machine's busy CPU from now until [`MachineProbe::finish`].
 #[derive(Debug, Clone)]
 pub struct MachineProbe {
-    start_ticks: Option<u64>,
+    start_ticks: Option<(u64, u64)>,
     start: Instant,
 }
 
@@ -143,24 +155,32 @@ impl MachineProbe {
     /// Starts measuring.
     pub fn start() -> Self {
         Self {
-            start_ticks: machine_busy_ticks(),
+            start_ticks: machine_ticks(),
             start: Instant::now(),
         }
     }
 
-    /// Busy CPU since [`MachineProbe::start`] (percent of one core, out of 100 × CPUs).
-    pub fn finish(&self) -> Option<CpuUse> {
-        let ticks = machine_busy_ticks()?.saturating_sub(self.start_ticks?);
+    /// The machine's CPU since [`MachineProbe::start`] (percent of one core, out of
+    /// 100 × CPUs).
+    pub fn finish(&self) -> Option<MachineUse> {
+        let (busy, irq) = machine_ticks()?;
+        let (busy0, irq0) = self.start_ticks?;
         let wall = self
             .start
             .elapsed()
             .max(Duration::from_micros(1))
             .as_secs_f64();
-        let cpu_secs = ticks as f64 / clk_tck() as f64;
-        Some(CpuUse {
-            cpu_secs,
-            wall_secs: wall,
-            percent: 100.0 * cpu_secs / wall,
+        let use_of = |ticks: u64| {
+            let cpu_secs = ticks as f64 / clk_tck() as f64;
+            CpuUse {
+                cpu_secs,
+                wall_secs: wall,
+                percent: 100.0 * cpu_secs / wall,
+            }
+        };
+        Some(MachineUse {
+            busy: use_of(busy.saturating_sub(busy0)),
+            irq: use_of(irq.saturating_sub(irq0)),
         })
     }
 }
@@ -193,9 +213,9 @@ mod tests {
     #[test]
     fn parses_machine_busy_time() {
         let stat = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
-        assert_eq!(parse_machine_busy(stat), Some(161));
-        assert_eq!(parse_machine_busy("intr 1 2\n"), None);
-        assert_eq!(parse_machine_busy("cpu  1 x 3 4\n"), None);
+        assert_eq!(parse_machine(stat), Some((161, 5)));
+        assert_eq!(parse_machine("intr 1 2\n"), None);
+        assert_eq!(parse_machine("cpu  1 x 3 4\n"), None);
     }
 
     #[test]
