@@ -74,8 +74,11 @@ PIDS=()
 SAMPLER=
 cleanup() {
     [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null || true
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Nodes first (they drain and delete their registry entries), Redis last.
+    for (( j = ${#PIDS[@]} - 1; j >= 0; j-- )); do
+        kill "${PIDS[j]}" 2>/dev/null || true
+        wait "${PIDS[j]}" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -138,6 +141,12 @@ status=0
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=
+# The generator closed every connection: the nodes remove their clients' entries.
+removed=
+for (( t = 0; t < 300; t++ )); do
+    if (( $(redis_keys) <= baseline_keys )); then removed=$(( t / 10 )).$(( t % 10 )); break; fi
+    sleep 0.1
+done
 for (( i = 0; i < NODES; i++ )); do
     kill -0 "${NODE_PIDS[i]}" 2>/dev/null || { echo "scale.sh: node n$i (pid ${NODE_PIDS[i]}) is gone; last lines of its log:" >&2; tail -5 "$OUT/node$i.log" >&2; status=1; }
 done
@@ -148,6 +157,12 @@ read -r peak_mem peak_keys <<<"$peak"
     echo "redis used_memory baseline $baseline B ($baseline_keys keys), peak $peak_mem B ($peak_keys keys)"
     if (( CONNECTIONS > 0 && peak_mem > baseline )); then
         echo "redis bytes per connection $(( (peak_mem - baseline) / CONNECTIONS ))"
+    fi
+    if [[ -n $removed ]]; then
+        echo "redis back to $baseline_keys keys ${removed} s after the generator exited"
+    else
+        echo "redis still holds $(redis_keys) keys 30 s after the generator exited (baseline $baseline_keys)"
+        status=1
     fi
 } | tee "$OUT/redis.txt"
 exit "$status"
