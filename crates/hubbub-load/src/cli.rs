@@ -71,9 +71,9 @@ client received its own payload exactly once, and no client anything else. Repor
 connections per node (the generator's count and the node's /stats), emits/s, the API
 round trip (request written -> answer read) and the delivery latency (payload stamp ->
 client), and, with --server-pid once per --url in the same order, each node's VmRSS and
-bytes per connection and the nodes' CPU (--registry-pid: the registry's too; 'others' is
-the machine's busy time from /proc/stat minus nodes, registry, generator and interrupt and
-softirq time, which no process is charged with). Exits non-zero if any connection failed or
+bytes per connection and the nodes' CPU (--registry-pid: the registry's too; 'rest' is the
+machine's busy time from /proc/stat minus nodes, registry and generator: other processes,
+and softirq work charged to none of them). Exits non-zero if any connection failed or
 closed, or any answer or delivery was wrong or missing.
 
 OUTPUT. A progress line on stderr every second; a table on stdout at the end; with

@@ -592,8 +592,8 @@ fn sum_cpu(mut parts: impl Iterator<Item = Option<CpuUse>>) -> Option<CpuUse> {
     })
 }
 
-/// `generator G, nodes N, registry R, irq I, others O; machine busy M`: the machine's busy
-/// time split (percent of one core; others = machine - the rest).
+/// `generator G, nodes N, registry R, rest O; machine busy M (irq+softirq I)`: the machine's
+/// busy time split (percent of one core; rest = machine - the named processes).
 fn cpu_shares(
     generator: Option<CpuUse>,
     nodes: Option<CpuUse>,
@@ -605,17 +605,17 @@ fn cpu_shares(
         .flatten()
         .map(|c| c.percent)
         .sum::<f64>();
-    let others = machine.map_or("n/a".into(), |m| {
-        format!("{:.0}%", (m.busy.percent - m.irq.percent - known).max(0.0))
+    let rest = machine.map_or("n/a".into(), |m| {
+        format!("{:.0}%", (m.busy.percent - known).max(0.0))
     });
     format!(
-        "generator {}, nodes {}, registry {}, irq+softirq {}, others {}; machine busy {} (100% = one core)",
+        "generator {}, nodes {}, registry {}, rest {}; machine busy {} (100% = one core; irq+softirq {})",
         fmt_cpu(generator),
         fmt_cpu(nodes),
         fmt_cpu(registry),
+        rest,
+        fmt_cpu(machine.map(|m| m.busy)),
         fmt_cpu(machine.map(|m| m.irq)),
-        others,
-        fmt_cpu(machine.map(|m| m.busy))
     )
 }
 

@@ -114,8 +114,9 @@ impl CpuProbe {
 }
 
 /// Clock ticks of the whole machine so far, summed over its CPUs (`/proc/stat`): busy (every
-/// time but idle and iowait) and, within it, interrupts and softirqs (which no process's
-/// utime/stime holds, e.g. loopback TCP processed in softirq context).
+/// time but idle and iowait) and, within it, interrupts and softirqs (e.g. loopback TCP).
+/// Without `CONFIG_IRQ_TIME_ACCOUNTING` a softirq tick is also charged to the process it
+/// interrupted, so the irq figure overlaps processes' utime/stime.
 pub fn machine_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     parse_machine(&stat)
@@ -140,7 +141,7 @@ fn parse_machine(stat: &str) -> Option<(u64, u64)> {
 pub struct MachineUse {
     /// Busy time (all but idle and iowait), over every CPU.
     pub busy: CpuUse,
-    /// Interrupt and softirq time, part of `busy`.
+    /// Interrupt and softirq time, part of `busy` (and possibly of processes' time too).
     pub irq: CpuUse,
 }
 
