@@ -60,6 +60,22 @@ connections each), since one source address has only ~28k ephemeral ports (about
 them for sockets bound before connecting). Connections close with a reset (SO_LINGER 0), so
 runs leave no TIME_WAIT ports behind.
 
+CLUSTER SCALE (scale). Connection i opens node (i mod K) of the K --url nodes as client
+'{id-prefix}{i}' ({url}/ws?id=c{i}) and accepts only its own payload (sequence number i).
+Once every connection is ready and --settle has passed, the generator emits to each
+client (or --emits of them: the same number per node, evenly spread) through the producer
+API of ANOTHER node than the client's: POST {http}/api/emit {\"to\":\"c{i}\",\"data\":\"PAYLOAD\"},
+over --api-connections keep-alive connections per node with --api-window requests in
+flight each. It checks that every answer is 200 {\"delivered\":1} and that every targeted
+client received its own payload exactly once, and no client anything else. Reports
+connections per node (the generator's count and the node's /stats), emits/s, the API
+round trip (request written -> answer read) and the delivery latency (payload stamp ->
+client), and, with --server-pid once per --url in the same order, each node's VmRSS and
+bytes per connection and the nodes' CPU (--registry-pid: the registry's too; 'rest' is the
+machine's busy time from /proc/stat minus nodes, registry and generator: other processes,
+and softirq work charged to none of them). Exits non-zero if any connection failed or
+closed, or any answer or delivery was wrong or missing.
+
 OUTPUT. A progress line on stderr every second; a table on stdout at the end; with
 --json FILE, a JSON summary.";
 
@@ -69,7 +85,10 @@ Examples:
   hubbub-load fanout --subscribers 10000 --sweep --rates 10,20,50,100,200 --server-pid 1234
   hubbub-load fanout --protocol broadcast --url ws://127.0.0.1:9001/ --subscribers 500
   hubbub-load idle --connections 19000 --server-pid 1234
-  hubbub-load connect-rate --connections 10000 --connect-concurrency 100";
+  hubbub-load connect-rate --connections 10000 --connect-concurrency 100
+  hubbub-load scale --url ws://127.0.0.1:8081 --url ws://127.0.0.1:8082 --url ws://127.0.0.1:8083 \\
+      --connections 30000 --server-pid 101 --server-pid 102 --server-pid 103 --json scale.json
+  bash crates/hubbub-load/scripts/scale.sh   # 100,000 connections on 6 nodes and Redis";
 
 /// The `hubbub-load` command line.
 #[derive(Debug, Parser)]
@@ -95,6 +114,10 @@ pub enum Command {
     /// N connections opened as fast as --connect-concurrency connectors allow: connects/s,
     /// connect latency, failures.
     ConnectRate(ConnectRateArgs),
+    /// N connections with client ids spread over the nodes of a cluster, then one emit per
+    /// client (or a sample) through another node's producer API: every answer and every
+    /// delivery checked.
+    Scale(ScaleArgs),
     /// Internal: hold a share of the connections for a coordinating process.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -235,7 +258,64 @@ pub struct ConnectRateArgs {
     pub out: OutArgs,
 }
 
-/// Protocol and where connections live.
+/// `scale` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Base URL of one node (repeat once per node, at least two): connection i opens
+    /// {url i mod K}/ws?id={id-prefix}{i}; the producer API is the same URL with http://.
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<String>,
+    /// Connections to open and hold.
+    #[arg(long, short = 'n', default_value_t = 100_000)]
+    pub connections: u64,
+    /// Clients to emit to (default: all): a deterministic sample, the same number from
+    /// every node and evenly spread over each node's clients.
+    #[arg(long)]
+    pub emits: Option<u64>,
+    /// Client ids are this prefix followed by the connection number (letters, digits, '-',
+    /// '_').
+    #[arg(long, default_value = "c")]
+    pub id_prefix: String,
+    /// Payload bytes of each emit (at least the '<seq>:<send_ns>:' header, ~30 bytes).
+    #[arg(long, short = 'p', default_value_t = 64)]
+    pub payload: usize,
+    /// Keep-alive HTTP connections to each node's producer API (a Hubbub node answers the
+    /// requests of one connection one at a time, so throughput grows with connections).
+    #[arg(long, default_value_t = 16)]
+    pub api_connections: usize,
+    /// Emits in flight (sent, not yet answered) per HTTP connection.
+    #[arg(long, default_value_t = 32)]
+    pub api_window: usize,
+    /// Seconds without any answer on an HTTP connection after which its emits count as
+    /// unanswered.
+    #[arg(long, default_value_t = 30.0)]
+    pub api_timeout: f64,
+    /// API key for the producer API (sent as a bearer token).
+    #[arg(long, env = "HUBBUB_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Connections started per second, over all workers (default: unlimited, bounded by
+    /// --connect-concurrency).
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
+    /// Seconds to wait after the last connection before emitting (registrations land).
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
+    /// Seconds to wait after the last answer for deliveries still under way.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
+    /// Process id of the shared registry (e.g. redis-server): its CPU and memory are
+    /// reported beside the nodes'.
+    #[arg(long)]
+    pub registry_pid: Option<u32>,
+    /// Where connections live and how fast they open.
+    #[command(flatten)]
+    pub place: PlaceArgs,
+    /// Measurement outputs; --server-pid is given once per --url, in the same order.
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+/// Protocol, room and where connections live.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// Protocol adapter (see the PROTOCOLS section of --help).
@@ -244,6 +324,14 @@ pub struct ConnArgs {
     /// Room (topic) the subscribers join.
     #[arg(long, default_value = "bench")]
     pub room: String,
+    /// Where connections live and how fast they open.
+    #[command(flatten)]
+    pub place: PlaceArgs,
+}
+
+/// Where connections live and how fast they open (every mode that opens many connections).
+#[derive(Debug, Clone, Args)]
+pub struct PlaceArgs {
     /// Worker processes (0: all connections in this process; default: as many as the
     /// open-file limit needs).
     #[arg(long)]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::cli::{ConnArgs, ConnectRateArgs, IdleArgs};
+use crate::cli::{ConnArgs, ConnectRateArgs, IdleArgs, PlaceArgs};
 use crate::conn;
 use crate::group::{self, Groups, Placement};
 use crate::hist::Latency;
@@ -31,32 +31,57 @@ pub async fn start_groups(
     count: u64,
     connect_rate: Option<f64>,
 ) -> Result<(Groups, Placement), String> {
-    let placement = group::placement(count, conn.workers, conn.per_worker);
+    let template = GroupSpec {
+        url: url.to_string(),
+        addr,
+        protocol: conn.protocol,
+        role,
+        room: conn.room.clone(),
+        count: 0,
+        first_index: 0,
+        per_source: None,
+        concurrency: 1,
+        connect_rate: None,
+        connect_timeout_ms: 0,
+        addressed: None,
+    };
+    start_specs(&template, &conn.place, count, connect_rate).await
+}
+
+/// Starts the groups holding `count` connections like `template` (its count, first index,
+/// source spreading, concurrency, rate and timeout come from `place` and `connect_rate`).
+pub async fn start_specs(
+    template: &GroupSpec,
+    place: &PlaceArgs,
+    count: u64,
+    connect_rate: Option<f64>,
+) -> Result<(Groups, Placement), String> {
+    let placement = group::placement(count, place.workers, place.per_worker);
     let n = match placement {
         Placement::InProcess => 1,
         Placement::Processes(n) => n,
     };
-    let spread = !conn.no_spread && conn::can_spread(addr);
+    let every_addr_spreads = match &template.addressed {
+        Some(a) => a.nodes.iter().all(|(_, addr)| conn::can_spread(*addr)),
+        None => conn::can_spread(template.addr),
+    };
+    let spread = !place.no_spread && every_addr_spreads;
     let specs = group::split(count, n)
         .into_iter()
         .map(|(first_index, count)| GroupSpec {
-            url: url.to_string(),
-            addr,
-            protocol: conn.protocol,
-            role,
-            room: conn.room.clone(),
             count,
             first_index,
-            per_source: spread.then_some(conn.per_source.max(1)),
-            concurrency: (conn.connect_concurrency / n).max(1),
+            per_source: spread.then_some(place.per_source.max(1)),
+            concurrency: (place.connect_concurrency / n).max(1),
             connect_rate: connect_rate.map(|r| r / n as f64),
-            connect_timeout_ms: (conn.connect_timeout.max(0.001) * 1000.0) as u64,
+            connect_timeout_ms: (place.connect_timeout.max(0.001) * 1000.0) as u64,
+            ..template.clone()
         })
         .collect();
     let groups = Groups::start(
         specs,
         matches!(placement, Placement::Processes(_)),
-        threads(conn.threads),
+        threads(place.threads),
     )
     .await?;
     Ok((groups, placement))
@@ -101,6 +126,12 @@ pub async fn await_connected(groups: &mut Groups, total: u64) -> Result<ConnectS
         summary.elapsed_secs = summary.elapsed_secs.max(r.elapsed_secs);
         upgrade.merge_compact(&r.upgrade);
         ready.merge_compact(&r.ready);
+        if summary.per_node_ok.len() < r.per_node_ok.len() {
+            summary.per_node_ok.resize(r.per_node_ok.len(), 0);
+        }
+        for (sum, n) in summary.per_node_ok.iter_mut().zip(&r.per_node_ok) {
+            *sum += n;
+        }
         for (kind, count, example) in r.errors {
             match summary.errors.iter_mut().find(|e| e.0 == kind) {
                 Some(e) => e.1 += count,
@@ -123,7 +154,7 @@ pub async fn await_connected(groups: &mut Groups, total: u64) -> Result<ConnectS
 }
 
 /// Sums a reading over the server processes (`None` if any cannot be read or none given).
-fn server_rss(pids: &[u32]) -> Option<u64> {
+pub fn server_rss(pids: &[u32]) -> Option<u64> {
     if pids.is_empty() {
         return None;
     }
@@ -186,7 +217,7 @@ pub async fn run_connect_rate(args: &ConnectRateArgs) -> Result<ConnectRateResul
     let pids = &args.out.server_pids;
     eprintln!(
         "opening {} connections to {url}, {} at a time",
-        args.connections, args.conn.connect_concurrency
+        args.connections, args.conn.place.connect_concurrency
     );
     let cpu = CpuProbe::start(pids);
     let (mut groups, placement) =
@@ -206,7 +237,7 @@ pub async fn run_connect_rate(args: &ConnectRateArgs) -> Result<ConnectRateResul
         protocol: args.conn.protocol,
         placement: describe(placement),
         requested: args.connections,
-        concurrency: args.conn.connect_concurrency,
+        concurrency: args.conn.place.connect_concurrency,
         connect,
         server_cpu,
         server_us_per_connect,

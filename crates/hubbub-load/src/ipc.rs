@@ -41,6 +41,40 @@ pub struct GroupSpec {
     pub connect_rate: Option<f64>,
     /// Time allowed for one connection to become ready, ms.
     pub connect_timeout_ms: u64,
+    /// Connections spread over several nodes, each with its own client id (`scale`); when
+    /// absent, every connection opens `url` with no id.
+    #[serde(default)]
+    pub addressed: Option<Addressed>,
+}
+
+/// Connection `i` (global index) opens `nodes[i % nodes.len()]` as client `{id_prefix}{i}`
+/// and accepts only its own payload, the one whose sequence number is `i`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Addressed {
+    /// The nodes, in order: their WebSocket URL (`.../ws`) and address.
+    pub nodes: Vec<(String, SocketAddr)>,
+    /// Client ids are this prefix followed by the connection's global index.
+    pub id_prefix: String,
+}
+
+impl Addressed {
+    /// The node index, URL and address of connection `index`.
+    pub fn target(&self, index: u64) -> Option<(usize, String, SocketAddr)> {
+        let k = u64::try_from(self.nodes.len()).ok().filter(|&k| k > 0)?;
+        let node = usize::try_from(index % k).ok()?;
+        let (url, addr) = self.nodes.get(node)?;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Some((
+            node,
+            format!("{url}{sep}id={}", self.client_id(index)),
+            *addr,
+        ))
+    }
+
+    /// The client id of connection `index`.
+    pub fn client_id(&self, index: u64) -> String {
+        format!("{}{index}", self.id_prefix)
+    }
 }
 
 /// Coordinator → group.
@@ -102,6 +136,9 @@ pub struct ConnectReport {
     pub ready: Compact,
     /// Failures by kind, with one example message each: (kind, count, example).
     pub errors: Vec<(String, u64, String)>,
+    /// Connections ready per node (addressed groups only; empty otherwise).
+    #[serde(default)]
+    pub per_node_ok: Vec<u64>,
 }
 
 /// Deliveries and connection counts since the last progress event.
@@ -136,6 +173,12 @@ pub struct StepReport {
     pub alive: u64,
     /// Connections that ended during the step, by how: close code, `reset` or `eof`.
     pub closes: Vec<(String, u64)>,
+    /// Payloads that reached a connection they were not addressed to (addressed groups).
+    #[serde(default)]
+    pub misdelivered: u64,
+    /// The first of them: (receiving connection's index, the payload's sequence number).
+    #[serde(default)]
+    pub misdelivered_example: Option<(u64, u64)>,
 }
 
 #[cfg(test)]
@@ -158,6 +201,11 @@ mod tests {
             Event::Fatal {
                 message: "x\ny".into(),
             },
+            Event::Step(StepReport {
+                misdelivered: 2,
+                misdelivered_example: Some((4, 9)),
+                ..StepReport::default()
+            }),
         ];
         for event in events {
             let line = serde_json::to_string(&event).expect("serialize");
@@ -172,5 +220,36 @@ mod tests {
         };
         let line = serde_json::to_string(&cmd).expect("serialize");
         assert_eq!(serde_json::from_str::<Command>(&line).ok(), Some(cmd));
+    }
+
+    #[test]
+    fn addressed_targets_cycle_over_the_nodes() {
+        let a = Addressed {
+            nodes: vec![
+                (
+                    "ws://127.0.0.1:1/ws".into(),
+                    "127.0.0.1:1".parse().expect("addr"),
+                ),
+                (
+                    "ws://127.0.0.1:2/ws?x=1".into(),
+                    "127.0.0.1:2".parse().expect("addr"),
+                ),
+            ],
+            id_prefix: "c".into(),
+        };
+        let (node, url, addr) = a.target(5).expect("target");
+        assert_eq!(
+            (node, url.as_str(), addr.port()),
+            (1, "ws://127.0.0.1:2/ws?x=1&id=c5", 2)
+        );
+        assert_eq!(
+            a.target(4).map(|t| t.1).as_deref(),
+            Some("ws://127.0.0.1:1/ws?id=c4")
+        );
+        let none = Addressed {
+            nodes: Vec::new(),
+            id_prefix: "c".into(),
+        };
+        assert_eq!(none.target(0), None);
     }
 }

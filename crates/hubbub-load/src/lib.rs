@@ -1,7 +1,7 @@
 //! `hubbub-load`: a load generator for WebSocket servers — Hubbub or any server one of the
 //! protocol adapters ([`proto`]) fits.
 //!
-//! A run is coordinated by one process ([`fanout`], [`connections`]); connections live in
+//! A run is coordinated by one process ([`fanout`], [`connections`], [`scale`]); connections live in
 //! groups ([`worker`]), either inside that process or in worker processes that speak JSON
 //! lines ([`ipc`], [`group`]). Every adapter carries the same time-stamped payload
 //! ([`payload`]); latencies go into HDR histograms ([`hist`]) and deliveries into per-message
@@ -21,6 +21,7 @@ pub mod payload;
 pub mod proto;
 pub mod publisher;
 pub mod report;
+pub mod scale;
 pub mod schedule;
 pub mod sysstat;
 pub mod tally;
@@ -59,6 +60,20 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 report::write_json(path, &result)?;
             }
         }
+        Command::Scale(args) => {
+            let result = scale::run(&args).await?;
+            report::print_scale(&result);
+            if let Some(path) = &args.out.json {
+                report::write_json(path, &result)?;
+            }
+            if !result.passed {
+                return Err(format!(
+                    "scale: {} problem(s): {}",
+                    result.problems.len(),
+                    result.problems.join("; ")
+                ));
+            }
+        }
         Command::Worker(_) => worker::process_main().await?,
     }
     Ok(())
@@ -67,10 +82,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 /// Runtime threads a command line asks for (0 = one per usable CPU).
 pub fn threads_of(cli: &Cli) -> usize {
     let requested = match &cli.command {
-        Command::Fanout(a) => a.load.conn.threads,
-        Command::Crossnode(a) => a.load.conn.threads,
-        Command::Idle(a) => a.conn.threads,
-        Command::ConnectRate(a) => a.conn.threads,
+        Command::Fanout(a) => a.load.conn.place.threads,
+        Command::Crossnode(a) => a.load.conn.place.threads,
+        Command::Idle(a) => a.conn.place.threads,
+        Command::ConnectRate(a) => a.conn.place.threads,
+        Command::Scale(a) => a.place.threads,
         Command::Worker(a) => a.threads,
     };
     connections::threads(requested)

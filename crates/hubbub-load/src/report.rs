@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::hist::Summary;
 use crate::proto::Protocol;
-use crate::sysstat::CpuUse;
+use crate::sysstat::{CpuUse, MachineUse};
 use crate::tally::Loss;
 
 /// How opening a run's connections went.
@@ -27,6 +27,9 @@ pub struct ConnectSummary {
     pub ready: Summary,
     /// Failures by kind: (kind, count, example message).
     pub errors: Vec<(String, u64, String)>,
+    /// Connections ready per node (`scale` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_node_ok: Vec<u64>,
 }
 
 /// One fan-out step.
@@ -168,6 +171,167 @@ pub struct ConnectRateResult {
     pub generator_cpu: Option<CpuUse>,
     /// CPUs the generator may use.
     pub generator_cores: usize,
+}
+
+/// What a node's `/stats` said (fields it lacks read as 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NodeStats {
+    /// The node's name.
+    pub node: String,
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// Open connections.
+    pub connections: u64,
+    /// Registry commands applied (`cluster.registry_ops`).
+    pub registry_ops: u64,
+    /// Registry calls that failed (`cluster.registry_errors`).
+    pub registry_errors: u64,
+    /// Times the node (re)joined the registry (`cluster.registry_joins`).
+    pub registry_joins: u64,
+    /// Peer requests that failed (`peer_failures`).
+    pub peer_failures: u64,
+    /// Peer requests that timed out (`remote_timeouts`).
+    pub remote_timeouts: u64,
+    /// Messages that could not be sent to a peer (`cluster.peer_errors`).
+    pub peer_errors: u64,
+    /// Connections closed as slow consumers.
+    pub slow_consumer_closes: u64,
+    /// Connections closed for a missed heartbeat.
+    pub heartbeat_closes: u64,
+}
+
+/// One node of a scale run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScaleNode {
+    /// WebSocket base URL.
+    pub url: String,
+    /// Producer API base URL.
+    pub http_url: String,
+    /// Process id given with --server-pid.
+    pub pid: Option<u32>,
+    /// Connections meant for this node.
+    pub expected: u64,
+    /// Connections ready on this node, as the generator counted them.
+    pub ready: u64,
+    /// `/stats` once connected and settled (`None` if it could not be read).
+    pub stats_connected: Option<NodeStats>,
+    /// `/stats` after the emits.
+    pub stats_after: Option<NodeStats>,
+    /// Why `/stats` could not be read, if it could not.
+    pub stats_error: Option<String>,
+    /// VmRSS before any connection, bytes.
+    pub rss_before: Option<u64>,
+    /// VmRSS once connected and settled, bytes.
+    pub rss_connected: Option<u64>,
+    /// VmRSS after the emits, bytes.
+    pub rss_after: Option<u64>,
+    /// (rss_connected - rss_before) / ready connections.
+    pub bytes_per_connection: Option<f64>,
+    /// CPU while the connections opened.
+    pub connect_cpu: Option<CpuUse>,
+    /// CPU while the emits were answered.
+    pub emit_cpu: Option<CpuUse>,
+    /// Emits sent through this node's API (for clients on other nodes).
+    pub emits_via: u64,
+    /// Emits addressed to clients on this node.
+    pub emits_to: u64,
+}
+
+/// The emit phase of a scale run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EmitSummary {
+    /// Clients emitted to.
+    pub targets: u64,
+    /// Keep-alive HTTP connections per node.
+    pub api_connections: usize,
+    /// Requests in flight per HTTP connection, at most.
+    pub api_window: usize,
+    /// Payload bytes.
+    pub payload_bytes: usize,
+    /// Seconds from the first request to the last answer.
+    pub elapsed_secs: f64,
+    /// Answers per second over that time.
+    pub emits_per_sec: f64,
+    /// Answers 200 `{"delivered":1}`.
+    pub answered_correctly: u64,
+    /// Other answers (wrong status, other count, unreadable), by kind: (kind, count, example).
+    pub answered_wrong: Vec<(String, u64, String)>,
+    /// Requests with no answer (connection failed or timed out).
+    pub unanswered: u64,
+    /// Targeted clients that received their own payload exactly once.
+    pub received_correctly: u64,
+    /// Targeted clients that received nothing.
+    pub missing: u64,
+    /// Targeted clients that received their payload more than once.
+    pub duplicated: u64,
+    /// Clients not targeted that received their payload anyway.
+    pub unexpected: u64,
+    /// Payloads that reached a client they were not addressed to.
+    pub misdelivered: u64,
+    /// The first of them: (receiving connection, payload's connection).
+    pub misdelivered_example: Option<(u64, u64)>,
+    /// Text frames without a payload received during the emits (none expected).
+    pub unparsed: u64,
+    /// Request written → answer read, µs.
+    pub api_latency: Summary,
+    /// Payload stamp → received by its client, µs.
+    pub delivery_latency: Summary,
+    /// Generator CPU (this process and its workers) while the emits were answered.
+    pub generator_cpu: Option<CpuUse>,
+    /// All --server-pid processes' CPU while the emits were answered.
+    pub server_cpu: Option<CpuUse>,
+    /// The whole machine's CPU while the emits were answered.
+    pub machine_cpu: Option<MachineUse>,
+}
+
+/// The shared registry process of a scale run (--registry-pid).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegistryUse {
+    /// Its process id.
+    pub pid: u32,
+    /// VmRSS before any connection, bytes.
+    pub rss_before: Option<u64>,
+    /// VmRSS once connected and settled, bytes.
+    pub rss_connected: Option<u64>,
+    /// CPU while the connections opened.
+    pub connect_cpu: Option<CpuUse>,
+    /// CPU while the emits were answered.
+    pub emit_cpu: Option<CpuUse>,
+}
+
+/// A scale run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScaleResult {
+    /// The nodes, in --url order.
+    pub nodes: Vec<ScaleNode>,
+    /// Client id prefix.
+    pub id_prefix: String,
+    /// Where the connections lived.
+    pub placement: String,
+    /// Connections asked for.
+    pub requested: u64,
+    /// Opening the connections.
+    pub connect: ConnectSummary,
+    /// Generator CPU while the connections opened.
+    pub connect_generator_cpu: Option<CpuUse>,
+    /// The whole machine's CPU while the connections opened.
+    pub connect_machine_cpu: Option<MachineUse>,
+    /// The registry process, when --registry-pid was given.
+    pub registry: Option<RegistryUse>,
+    /// Generator memory (all its processes) once connected, bytes.
+    pub generator_rss: Option<u64>,
+    /// CPUs the generator may use.
+    pub generator_cores: usize,
+    /// Connections still open after the emits.
+    pub open_at_end: u64,
+    /// Connections that ended during the emits, by how: close code, `reset` or `eof`.
+    pub closes: Vec<(String, u64)>,
+    /// The emits and their checks.
+    pub emits: EmitSummary,
+    /// Everything that was wrong or missing (empty when the run passed).
+    pub problems: Vec<String>,
+    /// Whether every connection, answer and delivery was right.
+    pub passed: bool,
 }
 
 /// Writes any result as pretty JSON.
@@ -413,6 +577,227 @@ pub fn print_connect_rate(r: &ConnectRateResult) {
         r.server_us_per_connect
             .map_or(String::new(), |u| format!(" = {u:.1} us per connection"))
     );
+    print!("{out}");
+}
+
+/// CPU readings of processes measured over the same window, added up (`None` if any is).
+fn sum_cpu(mut parts: impl Iterator<Item = Option<CpuUse>>) -> Option<CpuUse> {
+    parts.try_fold(CpuUse::default(), |acc, part| {
+        let part = part?;
+        Some(CpuUse {
+            cpu_secs: acc.cpu_secs + part.cpu_secs,
+            wall_secs: acc.wall_secs.max(part.wall_secs),
+            percent: acc.percent + part.percent,
+        })
+    })
+}
+
+/// `generator G, nodes N, registry R, rest O; machine busy M (irq+softirq I)`: the machine's
+/// busy time split (percent of one core; rest = machine - the named processes).
+fn cpu_shares(
+    generator: Option<CpuUse>,
+    nodes: Option<CpuUse>,
+    registry: Option<CpuUse>,
+    machine: Option<MachineUse>,
+) -> String {
+    let known = [generator, nodes, registry]
+        .iter()
+        .flatten()
+        .map(|c| c.percent)
+        .sum::<f64>();
+    let rest = machine.map_or("n/a".into(), |m| {
+        format!("{:.0}%", (m.busy.percent - known).max(0.0))
+    });
+    format!(
+        "generator {}, nodes {}, registry {}, rest {}; machine busy {} (100% = one core; irq+softirq {})",
+        fmt_cpu(generator),
+        fmt_cpu(nodes),
+        fmt_cpu(registry),
+        rest,
+        fmt_cpu(machine.map(|m| m.busy)),
+        fmt_cpu(machine.map(|m| m.irq)),
+    )
+}
+
+fn fmt_opt_bytes(b: Option<u64>) -> String {
+    b.map_or("n/a".into(), |b| fmt_bytes(Some(b as f64)))
+}
+
+/// Prints a scale run.
+pub fn print_scale(r: &ScaleResult) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nscale: {} connections over {} nodes ({}), client ids {}0..{}{}",
+        r.requested,
+        r.nodes.len(),
+        r.placement,
+        r.id_prefix,
+        r.id_prefix,
+        r.requested.saturating_sub(1)
+    );
+    print_connect(&mut out, &r.connect);
+    let _ = writeln!(
+        out,
+        "  open        {} at the end of the run{}",
+        r.open_at_end,
+        if r.closes.is_empty() {
+            String::new()
+        } else {
+            let how: Vec<String> = r.closes.iter().map(|(k, n)| format!("{n} x {k}")).collect();
+            format!(" (closed during the emits: {})", how.join(", "))
+        }
+    );
+    let nodes_connect = sum_cpu(r.nodes.iter().map(|n| n.connect_cpu));
+    let registry_connect = r.registry.as_ref().and_then(|g| g.connect_cpu);
+    let _ = writeln!(
+        out,
+        "  cpu         while connecting: {}",
+        cpu_shares(
+            r.connect_generator_cpu,
+            nodes_connect,
+            registry_connect,
+            r.connect_machine_cpu
+        )
+    );
+    let _ = writeln!(
+        out,
+        "  memory      generator {} ({} per connection){}",
+        fmt_opt_bytes(r.generator_rss),
+        fmt_bytes(
+            r.generator_rss
+                .filter(|_| r.connect.ok > 0)
+                .map(|b| b as f64 / r.connect.ok as f64)
+        ),
+        r.registry.as_ref().map_or(String::new(), |g| format!(
+            "; registry (pid {}) {} before, {} connected",
+            g.pid,
+            fmt_opt_bytes(g.rss_before),
+            fmt_opt_bytes(g.rss_connected)
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "\n{:>4} {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "node",
+        "url",
+        "expected",
+        "ready",
+        "/stats",
+        "rss before",
+        "rss conn.",
+        "B/conn",
+        "cpu conn",
+        "cpu emit",
+        "emits to",
+        "via"
+    );
+    for (i, n) in r.nodes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{:>4} {:<24} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            i,
+            n.url,
+            n.expected,
+            n.ready,
+            n.stats_connected
+                .as_ref()
+                .map_or("n/a".into(), |s| s.connections.to_string()),
+            fmt_opt_bytes(n.rss_before),
+            fmt_opt_bytes(n.rss_connected),
+            n.bytes_per_connection
+                .map_or("n/a".into(), |b| format!("{b:.0}")),
+            fmt_cpu(n.connect_cpu),
+            fmt_cpu(n.emit_cpu),
+            n.emits_to,
+            n.emits_via
+        );
+    }
+    let e = &r.emits;
+    let _ = writeln!(
+        out,
+        "\n  emits       {} to {} clients in {:.2} s = {:.0} emits/s ({} HTTP connections per node, {} in flight each, payload {} B)",
+        e.answered_correctly
+            + e.answered_wrong.iter().map(|w| w.1).sum::<u64>(),
+        e.targets,
+        e.elapsed_secs,
+        e.emits_per_sec,
+        e.api_connections,
+        e.api_window,
+        e.payload_bytes
+    );
+    let _ = writeln!(
+        out,
+        "  answers     {} correct ({{\"delivered\":1}}), {} wrong, {} unanswered",
+        e.answered_correctly,
+        e.answered_wrong.iter().map(|w| w.1).sum::<u64>(),
+        e.unanswered
+    );
+    for (kind, count, example) in &e.answered_wrong {
+        let _ = writeln!(out, "  wrong       {count} x {kind} (e.g. {example})");
+    }
+    let _ = writeln!(
+        out,
+        "  received    {} correct (own payload once), {} missing, {} duplicated, {} misdelivered{}, {} unexpected, {} other frames",
+        e.received_correctly,
+        e.missing,
+        e.duplicated,
+        e.misdelivered,
+        e.misdelivered_example
+            .map_or(String::new(), |(at, of)| format!(" (e.g. client {at} got payload {of})")),
+        e.unexpected,
+        e.unparsed
+    );
+    let _ = writeln!(out, "  api rtt     {}", quantiles(&e.api_latency));
+    let _ = writeln!(out, "  delivery    {}", quantiles(&e.delivery_latency));
+    let _ = writeln!(
+        out,
+        "  cpu         while answering: {}{}",
+        cpu_shares(
+            e.generator_cpu,
+            e.server_cpu,
+            r.registry.as_ref().and_then(|g| g.emit_cpu),
+            e.machine_cpu
+        ),
+        if generator_bound(e.generator_cpu, r.generator_cores) {
+            " (GENERATOR-BOUND)"
+        } else {
+            ""
+        }
+    );
+    for n in &r.nodes {
+        if let Some(s) = &n.stats_after {
+            let before = n.stats_connected.as_ref();
+            let _ = writeln!(
+                out,
+                "  /stats      {} after the emits: {}, {} connections, registry ops {} errors {} joins {}, peer failures {} timeouts {} errors {} ({} before the emits)",
+                s.node,
+                s.status,
+                s.connections,
+                s.registry_ops,
+                s.registry_errors,
+                s.registry_joins,
+                s.peer_failures,
+                s.remote_timeouts,
+                s.peer_errors,
+                before.map_or("n/a".into(), |b| b.peer_errors.to_string())
+            );
+        }
+        if let Some(err) = &n.stats_error {
+            let _ = writeln!(out, "  /stats      {}: {err}", n.url);
+        }
+    }
+    if r.passed {
+        let _ = writeln!(
+            out,
+            "\nPASSED: every connection, answer and delivery was right"
+        );
+    } else {
+        let _ = writeln!(out, "\nFAILED:");
+        for p in &r.problems {
+            let _ = writeln!(out, "  - {p}");
+        }
+    }
     print!("{out}");
 }
 

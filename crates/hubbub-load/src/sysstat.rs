@@ -1,5 +1,6 @@
 //! What `/proc` tells about processes: CPU time (utime + stime), resident memory (VmRSS)
-//! and the open-file limit. Linux only; elsewhere every reading is `None`.
+//! and the open-file limit; and the whole machine's busy time. Linux only; elsewhere every
+//! reading is `None`.
 //!
 //! CPU times are in clock ticks; [`clk_tck`] asks `getconf CLK_TCK` once and assumes 100
 //! (the Linux default) when that fails.
@@ -112,6 +113,79 @@ impl CpuProbe {
     }
 }
 
+/// Clock ticks of the whole machine so far, summed over its CPUs (`/proc/stat`): busy (every
+/// time but idle and iowait) and, within it, interrupts and softirqs (e.g. loopback TCP).
+/// Without `CONFIG_IRQ_TIME_ACCOUNTING` a softirq tick is also charged to the process it
+/// interrupted, so the irq figure overlaps processes' utime/stime.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine(&stat)
+}
+
+fn parse_machine(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    let irq = fields.get(5).copied().unwrap_or(0) + fields.get(6).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), irq))
+}
+
+/// The whole machine's CPU over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MachineUse {
+    /// Busy time (all but idle and iowait), over every CPU.
+    pub busy: CpuUse,
+    /// Interrupt and softirq time, part of `busy` (and possibly of processes' time too).
+    pub irq: CpuUse,
+}
+
+/// Measures the whole machine's busy CPU from now until [`MachineProbe::finish`].
+#[derive(Debug, Clone)]
+pub struct MachineProbe {
+    start_ticks: Option<(u64, u64)>,
+    start: Instant,
+}
+
+impl MachineProbe {
+    /// Starts measuring.
+    pub fn start() -> Self {
+        Self {
+            start_ticks: machine_ticks(),
+            start: Instant::now(),
+        }
+    }
+
+    /// The machine's CPU since [`MachineProbe::start`] (percent of one core, out of
+    /// 100 × CPUs).
+    pub fn finish(&self) -> Option<MachineUse> {
+        let (busy, irq) = machine_ticks()?;
+        let (busy0, irq0) = self.start_ticks?;
+        let wall = self
+            .start
+            .elapsed()
+            .max(Duration::from_micros(1))
+            .as_secs_f64();
+        let use_of = |ticks: u64| {
+            let cpu_secs = ticks as f64 / clk_tck() as f64;
+            CpuUse {
+                cpu_secs,
+                wall_secs: wall,
+                percent: 100.0 * cpu_secs / wall,
+            }
+        };
+        Some(MachineUse {
+            busy: use_of(busy.saturating_sub(busy0)),
+            irq: use_of(irq.saturating_sub(irq0)),
+        })
+    }
+}
+
 fn total_ticks(pids: &[u32]) -> Option<u64> {
     if pids.is_empty() {
         return None;
@@ -135,6 +209,14 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  10 kB\nVmRSS:\t    2048 kB\n";
         assert_eq!(parse_vmrss(status), Some(2048 * 1024));
         assert_eq!(parse_vmrss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn parses_machine_busy_time() {
+        let stat = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
+        assert_eq!(parse_machine(stat), Some((161, 5)));
+        assert_eq!(parse_machine("intr 1 2\n"), None);
+        assert_eq!(parse_machine("cpu  1 x 3 4\n"), None);
     }
 
     #[test]

@@ -34,6 +34,8 @@ struct StepState {
     hist: Latency,
     ignored: u64,
     unparsed: u64,
+    misdelivered: u64,
+    misdelivered_example: Option<(u64, u64)>,
 }
 
 /// What the connection tasks of a group record into.
@@ -62,8 +64,9 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records one received text frame's payload (or its absence).
-    fn deliver(&self, stamp: Option<Stamp>) {
+    /// Records one received text frame's payload (or its absence); `own` is the index of an
+    /// addressed connection, which accepts only the payload numbered like itself.
+    fn deliver(&self, stamp: Option<Stamp>, own: Option<u64>) {
         let now = now_ns();
         let mut rec = self.lock();
         let rec = &mut *rec;
@@ -72,6 +75,12 @@ impl Shared {
         };
         match stamp {
             None => step.unparsed += 1,
+            Some(s) if own.is_some_and(|i| i != s.seq) => {
+                step.misdelivered += 1;
+                if step.misdelivered_example.is_none() {
+                    step.misdelivered_example = own.map(|i| (i, s.seq));
+                }
+            }
             Some(s) => {
                 let us = now.saturating_sub(s.send_ns) / 1_000;
                 if step.table.record(s.seq, us) {
@@ -88,7 +97,11 @@ impl Shared {
 
 /// How one connection attempt ended.
 enum Outcome {
-    Ready { upgrade: Duration, ready: Duration },
+    Ready {
+        upgrade: Duration,
+        ready: Duration,
+        node: usize,
+    },
     Failed(String),
 }
 
@@ -104,7 +117,10 @@ pub async fn run(
     let launcher = tokio::spawn(launch(spec.clone(), shared.clone(), outcome_tx));
 
     let started = Instant::now();
-    let mut report = ConnectReport::default();
+    let mut report = ConnectReport {
+        per_node_ok: vec![0; spec.addressed.as_ref().map_or(0, |a| a.nodes.len())],
+        ..ConnectReport::default()
+    };
     let (mut upgrade, mut ready) = (Latency::new(), Latency::new());
     let mut errors: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut connected_sent = spec.count == 0;
@@ -117,8 +133,11 @@ pub async fn run(
         tokio::select! {
             Some(outcome) = outcomes.recv(), if !connected_sent => {
                 match outcome {
-                    Outcome::Ready { upgrade: u, ready: r } => {
+                    Outcome::Ready { upgrade: u, ready: r, node } => {
                         report.ok += 1;
+                        if let Some(n) = report.per_node_ok.get_mut(node) {
+                            *n += 1;
+                        }
                         upgrade.record(micros(u));
                         ready.record(micros(r));
                     }
@@ -140,6 +159,14 @@ pub async fn run(
             command = commands.recv() => match command {
                 None | Some(Command::Stop) => break,
                 Some(Command::Begin { step, measure_from, end }) => {
+                    // An addressed group receives only its own connections' payloads.
+                    let (measure_from, end) = if spec.addressed.is_some() {
+                        let from = measure_from.max(spec.first_index);
+                        let last = spec.first_index.saturating_add(spec.count);
+                        (from, end.min(last).max(from))
+                    } else {
+                        (measure_from, end)
+                    };
                     let len = usize::try_from(end.saturating_sub(measure_from)).unwrap_or(0);
                     let mut rec = shared.lock();
                     // Late deliveries of an earlier step must not count toward this one.
@@ -152,6 +179,8 @@ pub async fn run(
                         hist: Latency::new(),
                         ignored: 0,
                         unparsed: 0,
+                        misdelivered: 0,
+                        misdelivered_example: None,
                     });
                     drop(rec);
                     let alive = shared.alive.load(Ordering::Relaxed);
@@ -173,6 +202,8 @@ pub async fn run(
                             unparsed: s.unparsed,
                             alive,
                             closes,
+                            misdelivered: s.misdelivered,
+                            misdelivered_example: s.misdelivered_example,
                         },
                         _ => StepReport { step, alive, closes, ..StepReport::default() },
                     };
@@ -222,11 +253,31 @@ async fn launch(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let source = spec
-            .per_source
-            .map(|n| conn::source_for(spec.first_index + i, n));
+        let index = spec.first_index + i;
+        let source = spec.per_source.map(|n| conn::source_for(index, n));
+        let target = match &spec.addressed {
+            Some(a) => match a.target(index) {
+                Some((node, url, addr)) => Target {
+                    url,
+                    addr,
+                    node,
+                    own: Some(index),
+                },
+                None => {
+                    let _ = outcomes.send(Outcome::Failed("target: no node to connect to".into()));
+                    continue;
+                }
+            },
+            None => Target {
+                url: spec.url.clone(),
+                addr: spec.addr,
+                node: 0,
+                own: None,
+            },
+        };
         tasks.spawn(connection(
             spec.clone(),
+            target,
             shared.clone(),
             source,
             permit,
@@ -238,9 +289,19 @@ async fn launch(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Where one connection goes and which payloads it accepts.
+struct Target {
+    url: String,
+    addr: std::net::SocketAddr,
+    node: usize,
+    /// For an addressed connection, its index: it accepts only that payload.
+    own: Option<u64>,
+}
+
 /// One connection: open it, report the outcome, then read until it closes.
 async fn connection(
     spec: Arc<GroupSpec>,
+    target: Target,
     shared: Arc<Shared>,
     source: Option<std::net::IpAddr>,
     permit: OwnedSemaphorePermit,
@@ -248,7 +309,7 @@ async fn connection(
 ) {
     let started = Instant::now();
     let limit = Duration::from_millis(spec.connect_timeout_ms.max(1));
-    let opened = match tokio::time::timeout(limit, establish(&spec, source)).await {
+    let opened = match tokio::time::timeout(limit, establish(&spec, &target, source)).await {
         Ok(result) => result,
         Err(_) => Err(format!("timeout: not ready within {limit:?}")),
     };
@@ -264,8 +325,9 @@ async fn connection(
     let _ = outcomes.send(Outcome::Ready {
         upgrade,
         ready: started.elapsed(),
+        node: target.node,
     });
-    let how = read_until_closed(&mut ws, spec.protocol, &shared).await;
+    let how = read_until_closed(&mut ws, spec.protocol, &shared, target.own).await;
     shared.alive.fetch_sub(1, Ordering::Relaxed);
     *shared.lock().closes.entry(how).or_insert(0) += 1;
 }
@@ -273,10 +335,11 @@ async fn connection(
 /// Opens, joins and waits until the connection is ready; returns the upgrade time.
 async fn establish(
     spec: &GroupSpec,
+    target: &Target,
     source: Option<std::net::IpAddr>,
 ) -> Result<(Ws, Duration), String> {
     let (mut ws, upgrade) =
-        conn::open(&spec.url, spec.addr, source, conn::client_config(true)).await?;
+        conn::open(&target.url, target.addr, source, conn::client_config(true)).await?;
     ready(&mut ws, spec.protocol, spec.role, &spec.room).await?;
     Ok((ws, upgrade))
 }
@@ -343,9 +406,15 @@ async fn next_text(ws: &mut Ws, protocol: Protocol) -> Result<String, String> {
     }
 }
 
-/// Reads frames until the connection ends, recording payloads; says how it ended: the
-/// close code, `reset` (a read error) or `eof` (closed without a close frame).
-async fn read_until_closed(ws: &mut Ws, protocol: Protocol, shared: &Shared) -> String {
+/// Reads frames until the connection ends, recording payloads (only payload `own`, when
+/// given, is this connection's); says how it ended: the close code, `reset` (a read error)
+/// or `eof` (closed without a close frame).
+async fn read_until_closed(
+    ws: &mut Ws,
+    protocol: Protocol,
+    shared: &Shared,
+    own: Option<u64>,
+) -> String {
     while let Some(frame) = ws.next().await {
         match frame {
             Ok(Message::Text(text)) => match protocol.heartbeat_reply(&text) {
@@ -354,7 +423,7 @@ async fn read_until_closed(ws: &mut Ws, protocol: Protocol, shared: &Shared) -> 
                         return "reset".into();
                     }
                 }
-                None => shared.deliver(protocol.extract(&text)),
+                None => shared.deliver(protocol.extract(&text), own),
             },
             Ok(Message::Close(frame)) => {
                 return frame.map_or("close".into(), |f| u16::from(f.code).to_string())
