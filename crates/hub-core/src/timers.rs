@@ -5,22 +5,49 @@
 //! ever scans all connections. The links live in a vector indexed by connection slot, so a
 //! closed connection's timer is unlinked at once (no stale entries).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, Default)]
+/// "No slot" in a link.
+const NONE: u32 = u32::MAX;
+/// "No deadline" in a link.
+const UNSET: u64 = u64::MAX;
+
+/// A slot's place in the list: 16 bytes per slot (two slot numbers, and the deadline as
+/// nanoseconds after the list's epoch), since every connection has one per list.
+#[derive(Debug, Clone, Copy)]
 struct Link {
-    prev: Option<u32>,
-    next: Option<u32>,
-    deadline: Option<Instant>,
+    prev: u32,
+    next: u32,
+    deadline: u64,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            prev: NONE,
+            next: NONE,
+            deadline: UNSET,
+        }
+    }
+}
+
+/// `Some(slot)` unless it is [`NONE`].
+fn some(slot: u32) -> Option<u32> {
+    (slot != NONE).then_some(slot)
 }
 
 /// A sorted list of (deadline, slot), at most one entry per slot.
+///
+/// Deadlines are kept as offsets from an epoch, the deadline that started the list when it
+/// was last empty: every later one is at least as late (the list is sorted), so offsets are
+/// never negative.
 #[derive(Debug, Default)]
 pub struct DeadlineList {
     head: Option<u32>,
     tail: Option<u32>,
     links: Vec<Link>,
     len: usize,
+    epoch: Option<Instant>,
 }
 
 impl DeadlineList {
@@ -42,13 +69,16 @@ impl DeadlineList {
     /// The earliest deadline and its slot.
     pub fn first(&self) -> Option<(Instant, u32)> {
         let slot = self.head?;
-        let deadline = self.links.get(slot as usize)?.deadline?;
-        Some((deadline, slot))
+        Some((self.deadline(slot)?, slot))
     }
 
     /// The deadline of `slot`, if it has one.
     pub fn deadline(&self, slot: u32) -> Option<Instant> {
-        self.links.get(slot as usize)?.deadline
+        let offset = self.links.get(slot as usize)?.deadline;
+        if offset == UNSET {
+            return None;
+        }
+        self.epoch?.checked_add(Duration::from_nanos(offset))
     }
 
     /// Gives `slot` the deadline `at`, moving it to the end of the list.
@@ -57,21 +87,31 @@ impl DeadlineList {
     /// mixing durations), it is raised to that deadline so the list stays sorted.
     pub fn schedule(&mut self, slot: u32, at: Instant) {
         self.cancel(slot);
+        if slot == NONE {
+            return;
+        }
         let index = slot as usize;
         if self.links.len() <= index {
             self.links.resize(index + 1, Link::default());
         }
-        let at = match self.tail.and_then(|t| self.links[t as usize].deadline) {
-            Some(last) if last > at => last,
-            _ => at,
+        let epoch = match (self.tail, self.epoch) {
+            (Some(_), Some(epoch)) => epoch,
+            _ => *self.epoch.insert(at),
+        };
+        let offset = u64::try_from(at.saturating_duration_since(epoch).as_nanos())
+            .unwrap_or(UNSET - 1)
+            .min(UNSET - 1);
+        let offset = match self.tail {
+            Some(t) => offset.max(self.links[t as usize].deadline),
+            None => offset,
         };
         self.links[index] = Link {
-            prev: self.tail,
-            next: None,
-            deadline: Some(at),
+            prev: self.tail.unwrap_or(NONE),
+            next: NONE,
+            deadline: offset,
         };
         match self.tail {
-            Some(t) => self.links[t as usize].next = Some(slot),
+            Some(t) => self.links[t as usize].next = slot,
             None => self.head = Some(slot),
         }
         self.tail = Some(slot);
@@ -83,16 +123,16 @@ impl DeadlineList {
         let Some(link) = self.links.get(slot as usize).copied() else {
             return;
         };
-        if link.deadline.is_none() {
+        if link.deadline == UNSET {
             return;
         }
-        match link.prev {
+        match some(link.prev) {
             Some(p) => self.links[p as usize].next = link.next,
-            None => self.head = link.next,
+            None => self.head = some(link.next),
         }
-        match link.next {
+        match some(link.next) {
             Some(n) => self.links[n as usize].prev = link.prev,
-            None => self.tail = link.prev,
+            None => self.tail = some(link.prev),
         }
         self.links[slot as usize] = Link::default();
         self.len -= 1;
@@ -132,6 +172,30 @@ mod tests {
         l.schedule(4, t0 + Duration::from_secs(9));
         assert_eq!(l.first().map(|f| f.1), Some(2));
         assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn a_link_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Link>(), 16);
+    }
+
+    #[test]
+    fn deadlines_round_trip_and_the_epoch_restarts_when_empty() {
+        let t0 = Instant::now();
+        let mut l = DeadlineList::new();
+        l.schedule(3, t0 + Duration::from_millis(1500));
+        l.schedule(7, t0 + Duration::from_secs(25));
+        assert_eq!(l.deadline(3), Some(t0 + Duration::from_millis(1500)));
+        assert_eq!(l.deadline(7), Some(t0 + Duration::from_secs(25)));
+        assert_eq!(l.pop_due(t0 + Duration::from_secs(30)), Some(3));
+        assert_eq!(l.pop_due(t0 + Duration::from_secs(30)), Some(7));
+        assert!(l.is_empty());
+        // Empty again: a deadline earlier than the old epoch starts a new one.
+        l.schedule(1, t0);
+        assert_eq!(l.first(), Some((t0, 1)));
+        l.cancel(1);
+        assert_eq!(l.first(), None);
+        assert_eq!(l.deadline(1), None);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! * Completed messages move their buffer out (`mem::take`), so an idle
 //!   decoder owns no heap allocation; any error or close frame releases every
 //!   buffer and turns the decoder into a sink that ignores further input.
+//! * The state of an incomplete frame or message lives in a box that exists only
+//!   while something is incomplete: an idle [`FrameDecoder`] is 24 bytes, which
+//!   matters in the task of every idle connection.
 
 use std::io::Cursor;
 use std::mem;
@@ -66,6 +69,67 @@ struct Frame {
 /// Incremental decoder of the frames one client sends on one connection.
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Largest accepted message, in bytes.
+    max_message_size: usize,
+    /// The incomplete frame or message, if any.
+    partial: Option<Box<Decoding>>,
+    /// Set after an error or a close frame: all further input is ignored.
+    finished: bool,
+}
+
+impl FrameDecoder {
+    /// A decoder accepting messages of at most `max_message_size` bytes.
+    pub fn new(max_message_size: usize) -> Self {
+        FrameDecoder {
+            max_message_size,
+            partial: None,
+            finished: false,
+        }
+    }
+
+    /// Consumes all of `input`, pushes every completed message/control frame to `out` in order, keeps an incomplete tail internally.
+    ///
+    /// On error, `out` holds everything decoded before the violation and the
+    /// returned [`WsError`] carries the close code to send. After an error or
+    /// a [`Decoded::Close`], later calls return `Ok(())` and push nothing.
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
+        if self.finished {
+            return Ok(());
+        }
+        let mut decoding = self
+            .partial
+            .take()
+            .unwrap_or_else(|| Box::new(Decoding::new(self.max_message_size)));
+        let result = decoding.decode(input, out);
+        if decoding.is_finished() {
+            self.finished = true;
+        } else if !decoding.is_idle() {
+            self.partial = Some(decoding);
+        }
+        result
+    }
+
+    /// Bytes currently held for incomplete frames/messages (for memory accounting).
+    ///
+    /// Counts allocated buffer capacity plus partial header bytes; 0 when idle.
+    pub fn buffered(&self) -> usize {
+        self.partial.as_ref().map_or(0, |d| d.buffered())
+    }
+
+    /// Whether the decoder has seen an error or a close frame and ignores further input.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The configured message size limit.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+}
+
+/// The decoding state machine; boxed in [`FrameDecoder`] while something is incomplete.
+#[derive(Debug)]
+struct Decoding {
     /// Largest accepted message (sum of its fragments' payloads), in bytes.
     max_message_size: usize,
     /// Bytes of an incomplete frame header.
@@ -86,10 +150,10 @@ pub struct FrameDecoder {
     finished: bool,
 }
 
-impl FrameDecoder {
+impl Decoding {
     /// A decoder accepting messages of at most `max_message_size` bytes.
-    pub fn new(max_message_size: usize) -> Self {
-        FrameDecoder {
+    fn new(max_message_size: usize) -> Self {
+        Decoding {
             max_message_size,
             header: [0; MAX_HEADER],
             header_len: 0,
@@ -102,12 +166,8 @@ impl FrameDecoder {
         }
     }
 
-    /// Consumes all of `input`, pushes every completed message/control frame to `out` in order, keeps an incomplete tail internally.
-    ///
-    /// On error, `out` holds everything decoded before the violation and the
-    /// returned [`WsError`] carries the close code to send. After an error or
-    /// a [`Decoded::Close`], later calls return `Ok(())` and push nothing.
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
+    /// See [`FrameDecoder::decode`].
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
         if self.finished {
             return Ok(());
         }
@@ -118,21 +178,23 @@ impl FrameDecoder {
         result
     }
 
-    /// Bytes currently held for incomplete frames/messages (for memory accounting).
-    ///
-    /// Counts allocated buffer capacity plus partial header bytes; 0 when idle.
-    pub fn buffered(&self) -> usize {
+    /// See [`FrameDecoder::buffered`].
+    fn buffered(&self) -> usize {
         usize::from(self.header_len) + self.message.capacity() + self.control.capacity()
     }
 
-    /// Whether the decoder has seen an error or a close frame and ignores further input.
-    pub fn is_finished(&self) -> bool {
+    /// Whether an error or a close frame was seen.
+    fn is_finished(&self) -> bool {
         self.finished
     }
 
-    /// The configured message size limit.
-    pub fn max_message_size(&self) -> usize {
-        self.max_message_size
+    /// Whether nothing is incomplete: no partial header, frame or message, no buffer.
+    fn is_idle(&self) -> bool {
+        self.header_len == 0
+            && self.frame.is_none()
+            && self.message_kind.is_none()
+            && self.message.capacity() == 0
+            && self.control.capacity() == 0
     }
 
     /// Drops all pending state and ignores further input.
@@ -377,9 +439,15 @@ mod tests {
 
     fn assert_idle(d: &FrameDecoder) {
         assert_eq!(d.buffered(), 0);
-        assert_eq!(d.message.capacity(), 0);
-        assert_eq!(d.control.capacity(), 0);
-        assert!(d.frame.is_none() && d.message_kind.is_none());
+        assert!(
+            d.partial.is_none(),
+            "an idle decoder holds no partial state"
+        );
+    }
+
+    #[test]
+    fn an_idle_decoder_is_small() {
+        assert!(std::mem::size_of::<FrameDecoder>() <= 24);
     }
 
     #[test]
@@ -414,7 +482,7 @@ mod tests {
         let mut out = Vec::new();
         d.decode(&[0x81, 0x85, 1], &mut out).expect("valid");
         assert_eq!(d.buffered(), 3);
-        assert_eq!(d.message.capacity(), 0);
+        assert_eq!(d.partial.as_ref().map(|p| p.message.capacity()), Some(0));
         assert!(out.is_empty());
     }
 
