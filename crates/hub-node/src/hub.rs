@@ -296,9 +296,9 @@ pub(crate) fn dispatch_event(hub: &Hub, event: &Event) {
         return;
     };
     match event {
-        Event::Connected { conn, client, user } => {
-            handler.on_connect(hub, *conn, client, user.as_ref())
-        }
+        Event::Connected {
+            conn, client, user, ..
+        } => handler.on_connect(hub, *conn, client, user.as_ref()),
         Event::Message { conn, data, binary } => {
             handler.on_message(hub, *conn, data.clone(), *binary)
         }

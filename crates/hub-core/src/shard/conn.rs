@@ -1,7 +1,5 @@
 //! One connection's state inside a shard.
 
-use std::net::SocketAddr;
-
 use crate::ids::{ClientId, ConnId, RoomName, UserId};
 use crate::queue::SendQueue;
 
@@ -20,7 +18,6 @@ pub(crate) struct Conn {
     pub(crate) id: ConnId,
     pub(crate) client: ClientId,
     pub(crate) user: Option<UserId>,
-    pub(crate) peer: Option<SocketAddr>,
     pub(crate) rooms: Vec<RoomName>,
     pub(crate) queue: SendQueue,
     pub(crate) state: ConnState,
@@ -32,17 +29,11 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(
-        id: ConnId,
-        client: ClientId,
-        user: Option<UserId>,
-        peer: Option<SocketAddr>,
-    ) -> Self {
+    pub(crate) fn new(id: ConnId, client: ClientId, user: Option<UserId>) -> Self {
         Self {
             id,
             client,
             user,
-            peer,
             rooms: Vec::new(),
             queue: SendQueue::new(),
             state: ConnState::Open,

@@ -159,6 +159,8 @@ pub enum Event {
         client: ClientId,
         /// Its user id.
         user: Option<UserId>,
+        /// The peer's address, as the runtime gave it (the shard does not keep it).
+        peer: Option<SocketAddr>,
     },
     /// A message the hub did not handle itself (every message with
     /// [`ClientProtocol::Raw`](crate::ClientProtocol::Raw)).

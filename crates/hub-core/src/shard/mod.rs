@@ -58,8 +58,6 @@ pub struct ConnInfo {
     pub queued_frames: usize,
     /// Whether the connection is closing.
     pub closing: bool,
-    /// The peer's address, as the runtime gave it.
-    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// One shard's connections, indexes, queues and timers.
@@ -174,7 +172,6 @@ impl Shard {
             queued_bytes: c.queue.bytes(),
             queued_frames: c.queue.len(),
             closing: c.state == ConnState::Draining,
-            peer: c.peer,
         })
     }
 
@@ -285,12 +282,7 @@ impl Shard {
             slot,
             gen: self.gens[slot as usize],
         };
-        entry.insert(Conn::new(
-            id,
-            client.clone(),
-            params.user.clone(),
-            params.peer,
-        ));
+        entry.insert(Conn::new(id, client.clone(), params.user.clone()));
         self.clients.insert(client.clone(), slot);
         if let Some(user) = &params.user {
             let slots = self.users.entry(user.clone()).or_default();
@@ -311,6 +303,7 @@ impl Shard {
             conn: id,
             client: client.clone(),
             user: params.user,
+            peer: params.peer,
         }));
         if self.config.client_protocol == crate::config::ClientProtocol::Json {
             let welcome = crate::protocol::welcome(client.as_str(), self.config.node_id.as_str());
