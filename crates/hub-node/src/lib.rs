@@ -23,6 +23,7 @@
 mod conn;
 mod http;
 mod hub;
+mod listen;
 mod mailbox;
 mod node_task;
 mod runtime;
@@ -32,5 +33,6 @@ mod start;
 pub use conn::open_and_run;
 pub use http::serve as serve_http;
 pub use hub::{Handler, Hub, HubError};
+pub use listen::{listen, LISTEN_BACKLOG};
 pub use runtime::{linger_close, read_ready, timeout, write_all, write_frames, Conn, Runtime};
 pub use start::{is_shutting_down, shutdown, start, ServeError};

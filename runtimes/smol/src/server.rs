@@ -28,7 +28,8 @@ impl Server {
         protocol: ClientProtocol,
     ) -> Result<Server, ServeError> {
         settings.validate().map_err(ServeError::Settings)?;
-        let listener = Async::<TcpListener>::bind(settings.listen)
+        let listener = hub_node::listen(settings.listen)
+            .and_then(Async::new)
             .map_err(|e| ServeError::Bind(settings.listen, e))?;
         let hub = hub_node::start(&rt, settings, handler, protocol).await?;
         Ok(Server { rt, hub, listener })

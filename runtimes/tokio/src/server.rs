@@ -37,8 +37,8 @@ impl Server {
         protocol: ClientProtocol,
     ) -> Result<Server, ServeError> {
         settings.validate().map_err(ServeError::Settings)?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
+        let listener = hub_node::listen(settings.listen)
+            .and_then(TcpListener::from_std)
             .map_err(|e| ServeError::Bind(settings.listen, e))?;
         let hub = hub_node::start(&TokioRuntime, settings, handler, protocol).await?;
         Ok(Server { hub, listener })
