@@ -134,6 +134,17 @@ impl Protocol {
         match self {
             Protocol::Hubbub => {
                 const KEY: &str = r#""data":""#;
+                // Hubbub ends a message frame with its `data`: the payload is the last
+                // string, found from the end without searching the envelope (a cost paid per
+                // delivery, which would make the generator the limit sooner). Other shapes:
+                // a search for the key.
+                if let Some(body) = text.strip_suffix("\"}") {
+                    if let Some(start) = body.rfind('"').map(|q| q + 1) {
+                        if body[..start].ends_with(KEY) {
+                            return payload::decode(&body[start..]);
+                        }
+                    }
+                }
                 let start = text.find(KEY)? + KEY.len();
                 let len = text[start..].find('"')?;
                 payload::decode(&text[start..start + len])
@@ -201,6 +212,20 @@ mod tests {
         let body: serde_json::Value =
             serde_json::from_str(&api_publish_body("r", &p)).expect("valid JSON");
         assert_eq!(body["data"], p.as_str());
+    }
+
+    #[test]
+    fn hubbub_payload_is_found_at_the_end_or_by_its_key() {
+        let p = payload::encode(7, 123_456_789, 64);
+        let last = format!(r#"{{"type":"message","room":"r","from":"a","data":"{p}"}}"#);
+        let first = format!(r#"{{"data":"{p}","type":"message","room":"r"}}"#);
+        for text in [&last, &first] {
+            let stamp = Protocol::Hubbub.extract(text).expect("payload found");
+            assert_eq!((stamp.seq, stamp.send_ns), (7, 123_456_789), "{text}");
+        }
+        assert!(Protocol::Hubbub
+            .extract(r#"{"type":"message","room":"r","from":"x"}"#)
+            .is_none());
     }
 
     #[test]
