@@ -19,9 +19,9 @@ use std::io::{self, IoSlice};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 
-use crate::runtime::{Conn, MAX_IOV};
+use crate::runtime::{consume, next_slices, Conn, MAX_IOV};
 
 /// What a connection task shares with its shard task: the mailbox, and the stream the shard
 /// task writes through. The shard task holds it as `Link<dyn WriteNow>`.
@@ -171,36 +171,21 @@ impl Slot {
 /// (false; `frames` then holds what is left, its first frame advanced past the part
 /// written).
 fn write_through<S: WriteNow + ?Sized>(socket: &S, frames: &mut Vec<Bytes>) -> bool {
-    let mut done = 0;
-    while done < frames.len() {
-        let batch = &frames[done..frames.len().min(done + MAX_IOV)];
-        let asked: usize = batch.iter().map(Bytes::len).sum();
-        let result = match batch {
+    while !frames.is_empty() {
+        let asked: usize = frames.iter().take(MAX_IOV).map(Bytes::len).sum();
+        let result = match frames.as_slice() {
+            // One frame (the usual delivery): no slice vector to allocate.
             [one] => socket.write_now(&[IoSlice::new(one)]),
-            _ => {
-                let slices: Vec<IoSlice<'_>> = batch.iter().map(|f| IoSlice::new(f)).collect();
-                socket.write_now(&slices)
-            }
+            _ => socket.write_now(&next_slices(frames)),
         };
         let Ok(written) = result else {
             break;
         };
-        let mut left = written;
-        while left > 0 {
-            let frame = &mut frames[done];
-            if frame.len() <= left {
-                left -= frame.len();
-                done += 1;
-            } else {
-                frame.advance(left);
-                left = 0;
-            }
-        }
+        consume(frames, written);
         if written == 0 || written < asked {
             // The socket's buffer is full: the connection task waits for it to drain.
             break;
         }
     }
-    frames.drain(..done);
     frames.is_empty()
 }

@@ -134,34 +134,41 @@ pub fn write_frames<C: Conn>(
     mut frames: Vec<Bytes>,
 ) -> impl Future<Output = io::Result<()>> + Send + '_ {
     async move {
-        // Reversed, so that written frames are popped off the end: no index is kept.
-        frames.reverse();
         while !frames.is_empty() {
-            let written = {
-                let slices: Vec<IoSlice<'_>> = frames
-                    .iter()
-                    .rev()
-                    .take(MAX_IOV)
-                    .map(|f| IoSlice::new(f))
-                    .collect();
-                conn.write_vectored(&slices).await?
-            };
+            let written = conn.write_vectored(&next_slices(&frames)).await?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            let mut left = written;
-            while let Some(frame) = frames.last_mut() {
-                if frame.len() <= left {
-                    left -= frame.len();
-                    frames.pop();
-                } else {
-                    frame.advance(left);
-                    break;
-                }
-            }
+            consume(&mut frames, written);
         }
         conn.flush().await
     }
+}
+
+/// The slices of the next write: the first [`MAX_IOV`] frames.
+pub(crate) fn next_slices(frames: &[Bytes]) -> Vec<IoSlice<'_>> {
+    frames
+        .iter()
+        .take(MAX_IOV)
+        .map(|f| IoSlice::new(f))
+        .collect()
+}
+
+/// Takes `written` bytes off the front of `frames`: frames written whole are removed, a
+/// frame written in part is advanced past that part.
+pub(crate) fn consume(frames: &mut Vec<Bytes>, written: usize) {
+    let mut left = written;
+    let mut whole = 0;
+    for frame in frames.iter_mut() {
+        if frame.len() <= left {
+            left -= frame.len();
+            whole += 1;
+        } else {
+            frame.advance(left);
+            break;
+        }
+    }
+    frames.drain(..whole);
 }
 
 /// Writes all of `bytes`.
@@ -197,5 +204,35 @@ pub async fn timeout<R: Runtime, F: Future>(
         biased;
         out = &mut future => Ok(out),
         () = &mut sleep => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_drops_written_frames_and_advances_a_partial_one() {
+        let mut frames = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"hi"),
+        ];
+        consume(&mut frames, 5);
+        assert_eq!(
+            frames,
+            vec![Bytes::from_static(b"fg"), Bytes::from_static(b"hi")]
+        );
+        consume(&mut frames, 0);
+        assert_eq!(frames.len(), 2);
+        consume(&mut frames, 4);
+        assert!(frames.is_empty());
+    }
+
+    #[test]
+    fn next_slices_takes_at_most_max_iov_frames() {
+        let frames = vec![Bytes::from_static(b"x"); MAX_IOV + 3];
+        assert_eq!(next_slices(&frames).len(), MAX_IOV);
+        assert_eq!(next_slices(&frames[..2]).len(), 2);
     }
 }

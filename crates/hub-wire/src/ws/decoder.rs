@@ -166,11 +166,9 @@ impl Decoding {
         }
     }
 
-    /// See [`FrameDecoder::decode`].
+    /// See [`FrameDecoder::decode`]. (Never called once finished: [`FrameDecoder`] drops a
+    /// finished state and ignores further input itself.)
     fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
-        if self.finished {
-            return Ok(());
-        }
         let result = self.decode_inner(input, out);
         if result.is_err() {
             self.finish();
