@@ -31,20 +31,14 @@ pub async fn start_groups(
     count: u64,
     connect_rate: Option<f64>,
 ) -> Result<(Groups, Placement), String> {
-    let template = GroupSpec {
-        url: url.to_string(),
+    let template = GroupSpec::template(
+        url.to_string(),
         addr,
-        protocol: conn.protocol,
+        conn.protocol,
         role,
-        room: conn.room.clone(),
-        count: 0,
-        first_index: 0,
-        per_source: None,
-        concurrency: 1,
-        connect_rate: None,
-        connect_timeout_ms: 0,
-        addressed: None,
-    };
+        conn.room.clone(),
+        None,
+    );
     start_specs(&template, &conn.place, count, connect_rate).await
 }
 

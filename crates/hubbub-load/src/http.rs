@@ -50,14 +50,21 @@ pub async fn resolve_http(url: &str) -> Result<(String, SocketAddr), String> {
     Ok((host, addr))
 }
 
+/// Connects to `url` (`http://host:port`) with Nagle off; returns the `Host` header value
+/// and the stream.
+pub async fn connect_http(url: &str) -> Result<(String, TcpStream), String> {
+    let (host, addr) = resolve_http(url).await?;
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{url}: connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    Ok((host, stream))
+}
+
 impl Pipeline {
     /// Connects to `url` (`http://host:port`), with an optional bearer key.
     pub async fn connect(url: &str, api_key: Option<&str>) -> Result<Self, String> {
-        let (host, addr) = resolve_http(url).await?;
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("{url}: connect: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let (host, stream) = connect_http(url).await?;
         let (mut reader, writer) = stream.into_split();
         let answers = Arc::new(Answers::default());
         let counts = answers.clone();
@@ -165,10 +172,7 @@ pub type Exchanged = (usize, Result<Response, String>, Duration);
 /// Sends `GET path` to `url` (`http://host:port`) on a fresh connection and reads the answer.
 pub async fn get(url: &str, path: &str, limit: Duration) -> Result<Response, String> {
     let exchange = async {
-        let (host, addr) = resolve_http(url).await?;
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("{url}: connect: {e}"))?;
+        let (host, mut stream) = connect_http(url).await?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         stream
             .write_all(request.as_bytes())
@@ -228,11 +232,7 @@ pub async fn post_windowed(
         window,
         idle_limit,
     } = plan;
-    let (host, addr) = resolve_http(url).await?;
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("{url}: connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let (host, stream) = connect_http(url).await?;
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let window = Arc::new(Semaphore::new(window.max(1)));

@@ -47,6 +47,34 @@ pub struct GroupSpec {
     pub addressed: Option<Addressed>,
 }
 
+impl GroupSpec {
+    /// A group of no connections yet, for the coordinator to size and place: one attempt at
+    /// a time, no rate or time limit, the index from 0.
+    pub fn template(
+        url: String,
+        addr: SocketAddr,
+        protocol: Protocol,
+        role: Role,
+        room: String,
+        addressed: Option<Addressed>,
+    ) -> Self {
+        GroupSpec {
+            url,
+            addr,
+            protocol,
+            role,
+            room,
+            count: 0,
+            first_index: 0,
+            per_source: None,
+            concurrency: 1,
+            connect_rate: None,
+            connect_timeout_ms: 0,
+            addressed,
+        }
+    }
+}
+
 /// Connection `i` (global index) opens `nodes[i % nodes.len()]` as client `{id_prefix}{i}`
 /// and accepts only its own payload, the one whose sequence number is `i`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

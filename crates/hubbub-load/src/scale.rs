@@ -298,20 +298,14 @@ pub async fn run(args: &ScaleArgs) -> Result<ScaleResult, String> {
         }
     }
     let (first_url, first_addr) = addressed.nodes.first().cloned().ok_or("no --url given")?;
-    let template = GroupSpec {
-        url: first_url,
-        addr: first_addr,
-        protocol: Protocol::Hubbub,
-        role: Role::Idle,
-        room: String::new(),
-        count: 0,
-        first_index: 0,
-        per_source: None,
-        concurrency: 1,
-        connect_rate: None,
-        connect_timeout_ms: 0,
-        addressed: Some(addressed),
-    };
+    let template = GroupSpec::template(
+        first_url,
+        first_addr,
+        Protocol::Hubbub,
+        Role::Idle,
+        String::new(),
+        Some(addressed),
+    );
     eprintln!(
         "opening {n} connections over {k} nodes (client ids {}0..), {} at a time",
         args.id_prefix, args.place.connect_concurrency
