@@ -17,7 +17,7 @@ use crate::ipc::{Command, Event, Progress};
 use crate::proto::{Protocol, Role};
 use crate::publisher::{PublishReport, Publisher};
 use crate::report::{self, FanoutResult, StepResult};
-use crate::schedule::{geometric_rates, messages_for, parse_rates};
+use crate::schedule::{geometric_rates, messages_for, parse_rates, Schedule};
 use crate::sysstat::{self, CpuProbe};
 use crate::tally::{loss, SeqTable};
 
@@ -214,9 +214,14 @@ async fn run_step(
         }
     }
     let alive_at_start: u64 = live.alive.iter().sum();
+    // One schedule for warm-up and measured part: the first measured message is due one
+    // interval after the last warm-up message, not at once (which would queue it behind
+    // that message's fan-out and put the step's worst latency at its start).
+    let warm_start = Instant::now();
+    let measure_start = Schedule::new(rate, warm).followed_at(warm_start);
     if warm > 0 {
         eprintln!("step {step}: {rate} msg/s, warm-up {warm} messages");
-        let report = publisher.run(first_seq, warm, rate).await;
+        let report = publisher.run(warm_start, first_seq, warm, rate).await;
         if let Some(e) = report.error {
             return Err(format!("publisher failed during warm-up: {e}"));
         }
@@ -226,8 +231,15 @@ async fn run_step(
     );
     let generator_cpu = CpuProbe::start(generator_pids);
     let server_cpu = CpuProbe::start(&load.out.server_pids);
-    let published =
-        publish_measured(groups, publisher, &mut live, measure_from, measured, rate).await?;
+    let published = publish_measured(
+        groups,
+        publisher,
+        &mut live,
+        (measure_start, measure_from),
+        measured,
+        rate,
+    )
+    .await?;
     // Drain: until every expected delivery arrived, or --drain passed.
     let expected = published.sent.saturating_mul(alive_at_start);
     let drain_end = tokio::time::Instant::now() + Duration::from_secs_f64(load.drain);
@@ -295,6 +307,7 @@ async fn run_step(
         loss: lost,
         latency,
         last_subscriber: last.summary(),
+        per_message_max_us: table.max_us.clone(),
         incomplete_messages: incomplete,
         closes,
         ignored,
@@ -315,15 +328,15 @@ async fn publish_measured(
     groups: &mut Groups,
     publisher: &mut Publisher,
     live: &mut Live,
-    first: u64,
+    (start, first): (Instant, u64),
     count: u64,
     rate: f64,
 ) -> Result<PublishReport, String> {
-    let started = Instant::now();
+    let started = start;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last_received = 0;
-    let run = publisher.run(first, count, rate);
+    let run = publisher.run(start, first, count, rate);
     tokio::pin!(run);
     loop {
         tokio::select! {

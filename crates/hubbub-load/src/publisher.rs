@@ -134,10 +134,17 @@ impl Publisher {
         }
     }
 
-    /// Sends messages `first..first + count` at `rate` per second, open loop.
-    pub async fn run(&mut self, first: u64, count: u64, rate: f64) -> PublishReport {
+    /// Sends messages `first..first + count` at `rate` per second, open loop, the first one
+    /// at `start` (waiting for it when it is still ahead).
+    pub async fn run(
+        &mut self,
+        start: Instant,
+        first: u64,
+        count: u64,
+        rate: f64,
+    ) -> PublishReport {
         let schedule = Schedule::new(rate, count);
-        let start = Instant::now();
+        tokio::time::sleep_until(start.into()).await;
         let mut report = PublishReport::default();
         let mut next = 0;
         while next < count {

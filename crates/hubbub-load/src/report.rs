@@ -69,6 +69,9 @@ pub struct StepResult {
     pub latency: Summary,
     /// Per-message latency of the last subscriber to receive it, µs.
     pub last_subscriber: Summary,
+    /// Each measured message's largest delivery latency, µs, in sending order (JSON only:
+    /// shows whether a tail comes from a few slow messages or from every one).
+    pub per_message_max_us: Vec<u64>,
     /// Measured messages that did not reach every subscriber.
     pub incomplete_messages: u64,
     /// Subscribers that ended during the step, by how: close code (4008 = Hubbub's slow

@@ -5,7 +5,7 @@
 //! Invariant: the schedule never waits for deliveries; a publisher that cannot keep up sends
 //! every overdue message at once and counts how late each one went out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A message sent later than this after its due time counts as late.
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
@@ -34,6 +34,12 @@ impl Schedule {
     /// When message `i` is due, counted from the start.
     pub fn due_at(&self, i: u64) -> Duration {
         Duration::from_secs_f64(i as f64 / self.rate)
+    }
+
+    /// When a schedule that follows this one starts (given this one's start): one interval
+    /// after this one's last message, so that the two keep one cadence.
+    pub fn followed_at(&self, start: Instant) -> Instant {
+        start + self.due_at(self.total)
     }
 
     /// How many messages are due `elapsed` after the start (message 0 is due at once).
@@ -98,6 +104,18 @@ pub fn parse_rates(text: &str) -> Result<Vec<f64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_following_schedule_keeps_the_cadence() {
+        let t0 = Instant::now();
+        // 10 warm-up messages at 5/s go out at 0, 0.2, ... 1.8 s: the next is due at 2 s,
+        // not straight after the 10th.
+        assert_eq!(
+            Schedule::new(5.0, 10).followed_at(t0),
+            t0 + Duration::from_secs(2)
+        );
+        assert_eq!(Schedule::new(5.0, 0).followed_at(t0), t0);
+    }
 
     #[test]
     fn schedule_is_evenly_spaced_and_open_loop() {

@@ -188,6 +188,8 @@ fn assert_complete(result: &FanoutResult, subscribers: u64, messages: u64) {
     assert!(step.latency.p50_us <= step.latency.max_us);
     assert_eq!(step.last_subscriber.count, messages);
     assert!(step.last_subscriber.max_us >= step.latency.p50_us);
+    assert_eq!(step.per_message_max_us.len() as u64, messages);
+    assert!(step.per_message_max_us.iter().all(|&us| us > 0));
     assert!(step.deliveries_per_sec > 0.0);
     assert!(step.held);
 }
