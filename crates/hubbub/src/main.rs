@@ -1,5 +1,6 @@
 //! `hubbub`: run a Hubbub node (`hubbub serve`).
 
+mod alloc;
 mod cli;
 
 use std::process::ExitCode;
