@@ -1,17 +1,21 @@
 //! One task per WebSocket connection: decode what the client sends into shard inputs, and
 //! write what the shard transmits.
 //!
-//! Most connections are idle most of the time, waiting in [`Connection::run`]'s loop, so
-//! what that wait holds is kept small: the connection's state is one struct the loop works
-//! on in place, and opening the connection (the shard's reply, the bytes read past the
-//! upgrade request) is done before the loop, in a future that ends when the connection is
-//! open.
+//! Most connections are idle most of the time, so what an idle connection's task holds is
+//! kept small. The task is a hand-written future, [`ConnTask`]: the connection's state, one
+//! struct worked on in place, and one optional boxed future for the two waits that are not
+//! the idle one (the shard's data channel is full; the socket did not take a whole batch).
+//! Its idle wait is a poll of the mailbox and of the socket's readiness, which keep their
+//! wakers where they live (the mailbox slot, the socket's registration), not in the task.
+//! Opening the connection (the shard's reply, the bytes read past the upgrade request) is
+//! done before, in a future that ends when the connection is open.
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +23,7 @@ use hub_core::shard::{Input, OpenParams};
 use hub_core::{ConnId, ShardId};
 use hub_wire::ws::{Decoded, FrameDecoder, WsError};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::hub::{Hub, HubError};
 use crate::mailbox::{Link, Mailbox, WriterCmd};
@@ -29,6 +33,9 @@ use crate::shard_task::{ShardMsg, ShardTx};
 /// How long a closed connection keeps reading (and discarding) so the client gets the close
 /// frame instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads a connection's task makes in one poll before it lets other tasks run.
+const READS_PER_POLL: u32 = 32;
 
 /// Opens a connection on a shard (by client id, or the next one) and runs it until it ends.
 /// `leftover` holds bytes read past the upgrade request.
@@ -53,7 +60,6 @@ pub(crate) struct Connection<C> {
     conn: ConnId,
     tx: ShardTx,
     decoder: FrameDecoder,
-    decoded: Vec<Decoded>,
     /// What to do first (after the bytes read past the upgrade request).
     next: Next,
     /// The address whose place in the connection limiter this connection holds.
@@ -88,27 +94,30 @@ pub(crate) async fn open<C: Conn>(
     let id = reply_rx.await.map_err(|_| HubError::Stopped)??;
     hub.inner.live.fetch_add(1, Ordering::AcqRel);
     tracing::debug!(conn = %id, "connected");
-    let decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
-    let mut connection = Connection {
+    let mut decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
+    let mut next = Next::Read;
+    if !leftover.is_empty() {
+        let mut messages = Vec::new();
+        let outcome = match decoder.decode(&leftover, &mut messages) {
+            Ok(()) => ReadOutcome::Data,
+            Err(e) => ReadOutcome::Protocol(e),
+        };
+        drop(leftover);
+        let mut pending = Pending::new(messages, outcome);
+        next = match forward_now(id, &tx, &mut pending) {
+            Poll::Ready(next) => next,
+            Poll::Pending => forward_blocked(id, tx.clone(), pending).await,
+        };
+    }
+    Ok(Connection {
         link,
         hub,
         conn: id,
         tx,
         decoder,
-        decoded: Vec::new(),
-        next: Next::Read,
+        next,
         limited: None,
-    };
-    if !leftover.is_empty() {
-        let c = &mut connection;
-        let outcome = match c.decoder.decode(&leftover, &mut c.decoded) {
-            Ok(()) => ReadOutcome::Data,
-            Err(e) => ReadOutcome::Protocol(e),
-        };
-        drop(leftover);
-        c.next = forward(c.conn, &c.tx, &mut c.decoded, outcome).await;
-    }
-    Ok(connection)
+    })
 }
 
 /// What one read produced.
@@ -118,116 +127,8 @@ enum ReadOutcome {
     Protocol(WsError),
 }
 
-async fn read_decoded<C: Conn>(
-    socket: &C,
-    decoder: &mut FrameDecoder,
-    out: &mut Vec<Decoded>,
-) -> ReadOutcome {
-    let mut result = Ok(());
-    match socket
-        .read_with(|bytes| result = decoder.decode(bytes, out))
-        .await
-    {
-        Ok(0) | Err(_) => ReadOutcome::Eof,
-        Ok(_) => match result {
-            Ok(()) => ReadOutcome::Data,
-            Err(e) => ReadOutcome::Protocol(e),
-        },
-    }
-}
-
-impl<C: Conn> Connection<C> {
-    /// Runs the connection until it ends. (One async block, not an `async fn` with a nested
-    /// one: the future then holds `self` once and no references to it.)
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an `async fn` would hold its arguments twice"
-    )]
-    pub(crate) fn run<R: Runtime>(mut self, rt: R) -> impl Future<Output = ()> + Send {
-        async move {
-            'serve: {
-                let mut reading = match self.next {
-                    Next::Read => true,
-                    Next::WaitForClose => false,
-                    Next::End => break 'serve,
-                };
-                loop {
-                    // Waits for a command or a read; a command stays in the mailbox until it
-                    // is taken below, so what the select returns (and keeps while
-                    // forwarding) is a read's outcome only.
-                    if let Some(outcome) = tokio::select! {
-                        biased;
-                        () = self.link.mailbox.ready() => None,
-                        outcome = read_decoded(&self.link.socket, &mut self.decoder, &mut self.decoded), if reading => Some(outcome),
-                    } {
-                        match forward(self.conn, &self.tx, &mut self.decoded, outcome).await {
-                            Next::Read => {}
-                            Next::WaitForClose => reading = false,
-                            Next::End => break 'serve,
-                        }
-                        continue;
-                    }
-                    let (frames, close) = match self.link.mailbox.try_take() {
-                        Some(WriterCmd::Transmit { frames, close }) => (frames, close),
-                        Some(WriterCmd::Abort) => break 'serve,
-                        None => continue,
-                    };
-                    if close {
-                        // Once per connection: boxed, so that its timers do not enlarge
-                        // every connection's task.
-                        let limit = self.hub.inner.drain_timeout;
-                        let socket = &self.link.socket;
-                        Box::pin(write_and_close(&rt, socket, frames, limit)).await;
-                        break 'serve;
-                    }
-                    // The shard sends nothing more before `Sent` but an abort (drain deadline).
-                    // Polled by hand: `select!`'s bookkeeping would make this the largest
-                    // state of every connection's future.
-                    let mut write = std::pin::pin!(write_frames(&self.link.socket, frames));
-                    let mailbox = &self.link.mailbox;
-                    let written = std::future::poll_fn(|cx| {
-                        if let Poll::Ready(result) = write.as_mut().poll(cx) {
-                            return Poll::Ready(result.is_ok());
-                        }
-                        mailbox.poll_take(cx).map(|_abort| false)
-                    })
-                    .await;
-                    if !written {
-                        break;
-                    }
-                    let sent = ShardMsg::Input(Input::Sent { conn: self.conn });
-                    if self.tx.control.send(sent).is_err() {
-                        break;
-                    }
-                }
-                let closed = ShardMsg::Input(Input::Closed { conn: self.conn });
-                let _ = self.tx.control.send(closed);
-            }
-            tracing::debug!(conn = %self.conn, "disconnected");
-            if self.hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.hub.inner.all_closed.notify_waiters();
-            }
-            if let Some(ip) = self.limited {
-                crate::http::release(&self.hub, ip);
-            }
-        }
-    }
-}
-
-/// Writes the final frames, then closes lingering. The shard has forgotten the connection:
-/// no abort can come, so the write gets its own deadline (`limit`).
-async fn write_and_close<R: Runtime, C: Conn>(
-    rt: &R,
-    socket: &C,
-    frames: Vec<Bytes>,
-    limit: Duration,
-) {
-    if let Ok(Ok(())) = timeout(rt, limit, write_frames(socket, frames)).await {
-        linger_close(rt, socket, LINGER).await;
-    }
-}
-
 /// What the connection task does after a read.
+#[derive(Clone, Copy)]
 enum Next {
     /// Keep reading.
     Read,
@@ -237,29 +138,226 @@ enum Next {
     End,
 }
 
-/// Passes decoded messages to the shard; says what to do next. (An async block, not an
-/// `async fn`, which would hold a second copy of the arguments while waiting.)
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` would hold its arguments twice"
-)]
-fn forward<'a>(
-    conn: ConnId,
-    tx: &'a ShardTx,
-    decoded: &'a mut Vec<Decoded>,
-    outcome: ReadOutcome,
-) -> impl Future<Output = Next> + Send + 'a {
-    async move {
-        // Taken out, so that its buffer is freed on every way out: an idle connection that
-        // once read (a pong is enough) would otherwise keep it. Then taken from the back,
-        // after a place is reserved: no message is held while waiting.
-        let mut messages = std::mem::take(decoded);
-        messages.reverse();
-        while !messages.is_empty() {
-            let permit = reserve(&tx.data).await;
-            let Some(message) = messages.pop() else {
-                break;
+impl<C: Conn> Connection<C> {
+    /// The connection's task: runs it until it ends.
+    pub(crate) fn run<R: Runtime>(self, rt: R) -> ConnTask<R, C> {
+        ConnTask {
+            reading: matches!(self.next, Next::Read),
+            finished: false,
+            busy: None,
+            rt,
+            c: self,
+        }
+    }
+
+    /// Tells the shard the socket is gone (`report`), and gives back what the connection
+    /// held in the node.
+    fn finish(&self, report: bool) {
+        if report {
+            let _ = self
+                .tx
+                .control
+                .send(ShardMsg::Input(Input::Closed { conn: self.conn }));
+        }
+        tracing::debug!(conn = %self.conn, "disconnected");
+        if self.hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.hub.inner.all_closed.notify_waiters();
+        }
+        if let Some(ip) = self.limited {
+            crate::http::release(&self.hub, ip);
+        }
+    }
+}
+
+/// A wait of the connection task other than the idle one; boxed (see the module docs).
+type Busy = Pin<Box<dyn Future<Output = Resume> + Send>>;
+
+/// How a [`Busy`] wait ended.
+enum Resume {
+    /// What one read produced is passed to the shard (or the shard is gone).
+    Forwarded(Next),
+    /// The rest of a batch is written (true), or the socket failed or the shard aborted.
+    Wrote(bool),
+    /// The final frames are written and the socket closed (or the deadline passed).
+    Closed,
+}
+
+/// A connection's task (see the module docs for why it is written by hand).
+pub(crate) struct ConnTask<R, C> {
+    c: Connection<C>,
+    rt: R,
+    busy: Option<Busy>,
+    /// Whether the client may still send (false once a close is under way).
+    reading: bool,
+    finished: bool,
+}
+
+// No field is ever pinned in place: the one future inside is pinned in its own box.
+impl<R, C> Unpin for ConnTask<R, C> {}
+
+impl<R: Runtime, C: Conn> Future for ConnTask<R, C> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(());
+        }
+        if matches!(this.c.next, Next::End) {
+            return this.finish(false);
+        }
+        let mut reads = 0;
+        loop {
+            if let Some(busy) = this.busy.as_mut() {
+                let Poll::Ready(resume) = busy.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                this.busy = None;
+                match resume {
+                    Resume::Forwarded(Next::Read) => {}
+                    Resume::Forwarded(Next::WaitForClose) => this.reading = false,
+                    Resume::Forwarded(Next::End) | Resume::Closed => return this.finish(false),
+                    Resume::Wrote(false) => return this.finish(true),
+                    Resume::Wrote(true) => {
+                        let sent = ShardMsg::Input(Input::Sent { conn: this.c.conn });
+                        if this.c.tx.control.send(sent).is_err() {
+                            return this.finish(true);
+                        }
+                    }
+                }
+            }
+            // The mailbox first: a command is taken before more is read.
+            if let Poll::Ready(cmd) = this.c.link.mailbox.poll_take(cx) {
+                match cmd {
+                    WriterCmd::Abort => return this.finish(false),
+                    WriterCmd::Transmit { frames, close } => {
+                        this.busy = Some(if close {
+                            close_after(this.rt.clone(), this.c.link.clone(), frames, {
+                                this.c.hub.inner.drain_timeout
+                            })
+                        } else {
+                            write_rest(this.c.link.clone(), frames)
+                        });
+                    }
+                }
+                continue;
+            }
+            if !this.reading {
+                return Poll::Pending;
+            }
+            if reads == READS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            reads += 1;
+            let Poll::Ready(outcome) = this.read(cx) else {
+                return Poll::Pending;
             };
+            let (conn, tx) = (this.c.conn, &this.c.tx);
+            let mut pending = outcome;
+            match forward_now(conn, tx, &mut pending) {
+                Poll::Ready(Next::Read) => {}
+                Poll::Ready(Next::WaitForClose) => this.reading = false,
+                Poll::Ready(Next::End) => return this.finish(false),
+                Poll::Pending => {
+                    let blocked = forward_blocked(conn, tx.clone(), pending);
+                    this.busy = Some(Box::pin(async move { Resume::Forwarded(blocked.await) }));
+                }
+            }
+        }
+    }
+}
+
+impl<R: Runtime, C: Conn> ConnTask<R, C> {
+    /// One read: the messages it completed and how it ended.
+    fn read(&mut self, cx: &mut Context<'_>) -> Poll<Pending> {
+        let Connection { link, decoder, .. } = &mut self.c;
+        let mut messages = Vec::new();
+        let mut result = Ok(());
+        // A fresh read future per poll: `Conn::read_with` keeps its waker in the socket,
+        // so dropping the future after `Pending` loses nothing.
+        let read = {
+            let read = std::pin::pin!(link
+                .socket
+                .read_with(|bytes| result = decoder.decode(bytes, &mut messages)));
+            std::task::ready!(read.poll(cx))
+        };
+        let outcome = match (read, result) {
+            (Ok(0) | Err(_), _) => ReadOutcome::Eof,
+            (Ok(_), Ok(())) => ReadOutcome::Data,
+            (Ok(_), Err(e)) => ReadOutcome::Protocol(e),
+        };
+        Poll::Ready(Pending::new(messages, outcome))
+    }
+
+    /// Ends the task (see [`Connection::finish`]).
+    fn finish(&mut self, report: bool) -> Poll<()> {
+        self.finished = true;
+        self.busy = None;
+        self.c.finish(report);
+        Poll::Ready(())
+    }
+}
+
+/// Writes what the shard task's write-through left; ends early on an abort (the drain
+/// deadline), the only command the shard sends before `Sent`.
+fn write_rest<C: Conn>(link: Arc<Link<C>>, frames: Vec<Bytes>) -> Busy {
+    Box::pin(async move {
+        let mut write = std::pin::pin!(write_frames(&link.socket, frames));
+        let mailbox = &link.mailbox;
+        let written = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = write.as_mut().poll(cx) {
+                return Poll::Ready(result.is_ok());
+            }
+            mailbox.poll_take(cx).map(|_abort| false)
+        })
+        .await;
+        Resume::Wrote(written)
+    })
+}
+
+/// Writes the final frames, then closes lingering. The shard has forgotten the connection:
+/// no abort can come, so the write gets its own deadline (`limit`).
+fn close_after<R: Runtime, C: Conn>(
+    rt: R,
+    link: Arc<Link<C>>,
+    frames: Vec<Bytes>,
+    limit: Duration,
+) -> Busy {
+    Box::pin(async move {
+        let socket = &link.socket;
+        if let Ok(Ok(())) = timeout(&rt, limit, write_frames(socket, frames)).await {
+            linger_close(&rt, socket, LINGER).await;
+        }
+        Resume::Closed
+    })
+}
+
+/// What one read produced, still to be passed to the shard, in order.
+struct Pending {
+    /// Decoded messages not yet passed, the last first.
+    messages: Vec<Decoded>,
+    /// How the read ended (`None` once passed on).
+    outcome: Option<ReadOutcome>,
+}
+
+impl Pending {
+    fn new(mut messages: Vec<Decoded>, outcome: ReadOutcome) -> Self {
+        messages.reverse();
+        Self {
+            messages,
+            outcome: Some(outcome),
+        }
+    }
+
+    /// Whether nothing is left for the shard (then the connection reads on).
+    fn is_done(&self) -> bool {
+        self.messages.is_empty() && matches!(self.outcome, None | Some(ReadOutcome::Data))
+    }
+
+    /// The next input for the shard, and what to do after it when it is the last.
+    fn next_input(&mut self, conn: ConnId) -> Option<(Input, Option<Next>)> {
+        if let Some(message) = self.messages.pop() {
             let input = match message {
                 Decoded::Text(data) => Input::Message {
                     conn,
@@ -278,57 +376,73 @@ fn forward<'a>(
                     let code = code
                         .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
                         .unwrap_or(1000);
-                    if let Some(permit) = permit {
-                        permit.send(Input::Close {
-                            conn,
-                            code,
-                            reason: String::new(),
-                        });
-                    }
-                    return Next::WaitForClose;
-                }
-            };
-            let Some(permit) = permit else {
-                return Next::End;
-            };
-            permit.send(input);
-        }
-        drop(messages);
-        match outcome {
-            ReadOutcome::Data => Next::Read,
-            // Sent on the data channel, behind the messages read before them.
-            ReadOutcome::Eof => {
-                if let Some(permit) = reserve(&tx.data).await {
-                    permit.send(Input::Closed { conn });
-                }
-                Next::End
-            }
-            ReadOutcome::Protocol(e) => {
-                if let Some(permit) = reserve(&tx.data).await {
-                    permit.send(Input::Close {
+                    self.messages = Vec::new();
+                    self.outcome = None;
+                    let close = Input::Close {
                         conn,
-                        code: e.code,
-                        reason: e.reason.to_owned(),
-                    });
+                        code,
+                        reason: String::new(),
+                    };
+                    return Some((close, Some(Next::WaitForClose)));
                 }
-                Next::WaitForClose
+            };
+            return Some((input, None));
+        }
+        // After the messages read before it: the end of the stream, or a protocol error.
+        match self.outcome.take()? {
+            ReadOutcome::Data => None,
+            ReadOutcome::Eof => Some((Input::Closed { conn }, Some(Next::End))),
+            ReadOutcome::Protocol(e) => {
+                let close = Input::Close {
+                    conn,
+                    code: e.code,
+                    reason: e.reason.to_owned(),
+                };
+                Some((close, Some(Next::WaitForClose)))
             }
         }
     }
 }
 
-/// A place on the shard's bounded data channel (what `send` waits for), `None` when the
-/// shard is gone. Waiting (the shard is behind, a flooding client is slowed down) is rare,
-/// and boxed: its future would otherwise be part of every connection's task.
-async fn reserve(data: &mpsc::Sender<Input>) -> Option<mpsc::Permit<'_, Input>> {
-    let full = match data.try_reserve() {
-        Ok(permit) => return Some(permit),
-        Err(TrySendError::Full(())) => true,
-        Err(TrySendError::Closed(())) => false,
-    };
-    if full {
-        Box::pin(data.reserve()).await.ok()
-    } else {
-        None
+/// Passes `pending` to the shard while its bounded data channel has room: `Ready` with what
+/// to do next once all is passed (or the shard is gone), `Pending` when the channel is full
+/// (the rest stays in `pending`; nothing is held out of it).
+fn forward_now(conn: ConnId, tx: &ShardTx, pending: &mut Pending) -> Poll<Next> {
+    loop {
+        if pending.is_done() {
+            return Poll::Ready(Next::Read);
+        }
+        let permit = match tx.data.try_reserve() {
+            Ok(permit) => permit,
+            Err(TrySendError::Full(())) => return Poll::Pending,
+            Err(TrySendError::Closed(())) => return Poll::Ready(Next::End),
+        };
+        let Some((input, then)) = pending.next_input(conn) else {
+            return Poll::Ready(Next::Read);
+        };
+        permit.send(input);
+        if let Some(next) = then {
+            return Poll::Ready(next);
+        }
+    }
+}
+
+/// [`forward_now`] for a full channel: waits for room, one place at a time (a flooding
+/// client is slowed down to the shard's pace). Rare, and run boxed.
+async fn forward_blocked(conn: ConnId, tx: ShardTx, mut pending: Pending) -> Next {
+    loop {
+        let Ok(permit) = tx.data.reserve().await else {
+            return Next::End;
+        };
+        let Some((input, then)) = pending.next_input(conn) else {
+            return Next::Read;
+        };
+        permit.send(input);
+        if let Some(next) = then {
+            return next;
+        }
+        if let Poll::Ready(next) = forward_now(conn, &tx, &mut pending) {
+            return next;
+        }
     }
 }

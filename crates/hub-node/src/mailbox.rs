@@ -14,7 +14,6 @@
 //! socket to drain. Since the core hands out one batch at a time and the write-through is
 //! done under the slot's lock, the two never write at once.
 
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
@@ -123,28 +122,6 @@ impl Mailbox {
             Some(cmd) => Poll::Ready(*cmd),
             None => slot.wait(cx),
         }
-    }
-
-    /// Waits until a command is waiting (and leaves it there).
-    pub(crate) fn ready(&self) -> impl Future<Output = ()> + Send + '_ {
-        std::future::poll_fn(move |cx| {
-            let Ok(mut slot) = self.slot.lock() else {
-                return Poll::Pending;
-            };
-            match slot.cmd {
-                Some(_) => Poll::Ready(()),
-                None => slot.wait(cx),
-            }
-        })
-    }
-
-    /// The waiting command, if any.
-    pub(crate) fn try_take(&self) -> Option<WriterCmd> {
-        self.slot
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.cmd.take())
-            .map(|cmd| *cmd)
     }
 }
 
