@@ -2,7 +2,7 @@
 # Comparison with peers: Hubbub and other WebSocket servers through the same load generator
 # (`hubbub-load`), in one run, and the table of BENCHMARKS.md "Comparison with peers".
 #
-#   bash benches/compare/run.sh            full run (about an hour), rewrites BENCHMARKS.md
+#   bash benches/compare/run.sh            full run (about 55 min), rewrites BENCHMARKS.md
 #   QUICK=1 bash benches/compare/run.sh    smoke run: 1,000 subscribers, 1 run each, short
 #                                          sweep, 2,000 idle connections; the table goes to
 #                                          $OUT/table.md only (WRITE=1 to write it anyway)
@@ -52,7 +52,8 @@ else
     SUBS=${SUBS:-10000}
     IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-19000}
     SETTLE=${SETTLE:-10}
-    LOW_DURATION=${LOW_DURATION:-10}
+    # 30 s: 150 messages at 5 msg/s, so that the last-subscriber p99 is not one message's.
+    LOW_DURATION=${LOW_DURATION:-30}
     SWEEP_DURATION=${SWEEP_DURATION:-5}
     LADDER=${LADDER:-100000,200000,350000,500000,750000,1000000,1500000,2000000,3000000,4500000,7000000}
     WAIT_QUIET=${WAIT_QUIET:-1500}
