@@ -141,10 +141,15 @@ enum Next {
 impl<C: Conn> Connection<C> {
     /// The connection's task: runs it until it ends.
     pub(crate) fn run<R: Runtime>(self, rt: R) -> ConnTask<R, C> {
+        // Ended while opening (the shard is gone): the first poll finishes the task.
+        let busy: Option<Busy> = match self.next {
+            Next::End => Some(Box::pin(async { Resume::Forwarded(Next::End) })),
+            Next::Read | Next::WaitForClose => None,
+        };
         ConnTask {
             reading: matches!(self.next, Next::Read),
             finished: false,
-            busy: None,
+            busy,
             rt,
             c: self,
         }
@@ -203,9 +208,6 @@ impl<R: Runtime, C: Conn> Future for ConnTask<R, C> {
         if this.finished {
             return Poll::Ready(());
         }
-        if matches!(this.c.next, Next::End) {
-            return this.finish(false);
-        }
         let mut reads = 0;
         loop {
             if let Some(busy) = this.busy.as_mut() {
@@ -232,9 +234,8 @@ impl<R: Runtime, C: Conn> Future for ConnTask<R, C> {
                     WriterCmd::Abort => return this.finish(false),
                     WriterCmd::Transmit { frames, close } => {
                         this.busy = Some(if close {
-                            close_after(this.rt.clone(), this.c.link.clone(), frames, {
-                                this.c.hub.inner.drain_timeout
-                            })
+                            let limit = this.c.hub.inner.drain_timeout;
+                            close_after(this.rt.clone(), this.c.link.clone(), frames, limit)
                         } else {
                             write_rest(this.c.link.clone(), frames)
                         });
@@ -250,11 +251,10 @@ impl<R: Runtime, C: Conn> Future for ConnTask<R, C> {
                 return Poll::Pending;
             }
             reads += 1;
-            let Poll::Ready(outcome) = this.read(cx) else {
+            let Poll::Ready(mut pending) = this.read(cx) else {
                 return Poll::Pending;
             };
             let (conn, tx) = (this.c.conn, &this.c.tx);
-            let mut pending = outcome;
             match forward_now(conn, tx, &mut pending) {
                 Poll::Ready(Next::Read) => {}
                 Poll::Ready(Next::WaitForClose) => this.reading = false,

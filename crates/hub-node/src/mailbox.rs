@@ -4,8 +4,8 @@
 //! The core hands out at most one `Transmit` per connection until the runtime reports it
 //! `Sent`, so one slot is enough: no per-connection channel (and its block allocation) is
 //! needed. An abort overrides whatever is waiting. Only the connection task takes from it,
-//! so one stored waker is enough, and waiting for a command is a poll function of one
-//! pointer (not a waiter node) in the connection's task.
+//! so one stored waker is enough, and the connection task holds nothing while it waits for
+//! a command ([`Mailbox::poll_take`] keeps the waker in the slot).
 //!
 //! Write-through. The mailbox and the connection's stream live in one shared [`Link`]. The
 //! shard task writes a batch straight to the stream, without waiting ([`Link::transmit`],

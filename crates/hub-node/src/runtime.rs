@@ -35,7 +35,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 pub trait Conn: Send + Sync + 'static {
     /// Waits for bytes and passes them to `sink` (read through a buffer shared by the
     /// thread's connections where the stream allows it, so an idle connection holds none).
-    /// Returns how many bytes were read; 0 at end of stream.
+    /// Returns how many bytes were read; 0 at end of stream. Dropping the future after it
+    /// returned `Pending` must lose no bytes and keep the waker registered (readiness-based
+    /// reads do): the connection task polls a fresh one each time it is woken.
     fn read_with<F: FnOnce(&[u8]) + Send>(
         &self,
         sink: F,

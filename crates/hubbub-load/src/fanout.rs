@@ -235,7 +235,8 @@ async fn run_step(
         groups,
         publisher,
         &mut live,
-        (measure_start, measure_from),
+        measure_start,
+        measure_from,
         measured,
         rate,
     )
@@ -328,11 +329,11 @@ async fn publish_measured(
     groups: &mut Groups,
     publisher: &mut Publisher,
     live: &mut Live,
-    (start, first): (Instant, u64),
+    start: Instant,
+    first: u64,
     count: u64,
     rate: f64,
 ) -> Result<PublishReport, String> {
-    let started = start;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last_received = 0;
@@ -348,7 +349,7 @@ async fn publish_measured(
                 Some(_) => {}
             },
             _ = tick.tick() => {
-                let t = started.elapsed().as_secs_f64();
+                let t = start.elapsed().as_secs_f64();
                 eprintln!(
                     "  t={t:>5.1}s  sent~{:>9}  deliveries {:>11} ({:>10.0}/s)  p99 so far {}  alive {}",
                     ((t * rate) as u64).min(count),
