@@ -1,5 +1,6 @@
-//! One task per WebSocket connection: decode what the client sends into shard inputs, and
-//! write what the shard transmits.
+//! One task per WebSocket connection that is not a bare TCP socket (a stream an embedding
+//! service upgraded): decode what the client sends into shard inputs, and write what the
+//! shard transmits. (A TCP connection is run by its shard task instead: see `sockets.rs`.)
 //!
 //! Most connections are idle most of the time, so what an idle connection's task holds is
 //! kept small. The task is a hand-written future, [`ConnTask`]: the connection's state, one
@@ -13,7 +14,6 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,13 +26,11 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use crate::hub::{Hub, HubError};
+use crate::inputs::{message_input, protocol_close};
 use crate::mailbox::{Link, Mailbox, WriterCmd};
 use crate::runtime::{linger_close, timeout, write_frames, Conn, Runtime};
 use crate::shard_task::{ShardMsg, ShardTx};
-
-/// How long a closed connection keeps reading (and discarding) so the client gets the close
-/// frame instead of a reset.
-const LINGER: Duration = Duration::from_secs(2);
+use crate::sockets::LINGER;
 
 /// Reads a connection's task makes in one poll before it lets other tasks run.
 const READS_PER_POLL: u32 = 32;
@@ -92,8 +90,7 @@ pub(crate) async fn open<C: Conn>(
         })
         .map_err(|_| HubError::Stopped)?;
     let id = reply_rx.await.map_err(|_| HubError::Stopped)??;
-    hub.inner.live.fetch_add(1, Ordering::AcqRel);
-    tracing::debug!(conn = %id, "connected");
+    hub.connection_started(id);
     let mut decoder = FrameDecoder::new(hub.inner.settings.max_message_size);
     let mut next = Next::Read;
     if !leftover.is_empty() {
@@ -164,13 +161,7 @@ impl<C: Conn> Connection<C> {
                 .control
                 .send(ShardMsg::Input(Input::Closed { conn: self.conn }));
         }
-        tracing::debug!(conn = %self.conn, "disconnected");
-        if self.hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.hub.inner.all_closed.notify_waiters();
-        }
-        if let Some(ip) = self.limited {
-            crate::http::release(&self.hub, ip);
-        }
+        self.hub.connection_ended(self.conn, self.limited);
     }
 }
 
@@ -358,48 +349,19 @@ impl Pending {
     /// The next input for the shard, and what to do after it when it is the last.
     fn next_input(&mut self, conn: ConnId) -> Option<(Input, Option<Next>)> {
         if let Some(message) = self.messages.pop() {
-            let input = match message {
-                Decoded::Text(data) => Input::Message {
-                    conn,
-                    data,
-                    binary: false,
-                },
-                Decoded::Binary(data) => Input::Message {
-                    conn,
-                    data,
-                    binary: true,
-                },
-                Decoded::Ping(payload) => Input::Ping { conn, payload },
-                Decoded::Pong(_) => Input::Activity { conn },
-                Decoded::Close { code, .. } => {
-                    // Echo the client's code when it is one we may send back, else 1000.
-                    let code = code
-                        .filter(|c| matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999))
-                        .unwrap_or(1000);
-                    self.messages = Vec::new();
-                    self.outcome = None;
-                    let close = Input::Close {
-                        conn,
-                        code,
-                        reason: String::new(),
-                    };
-                    return Some((close, Some(Next::WaitForClose)));
-                }
-            };
+            let (input, ends) = message_input(conn, message);
+            if ends {
+                self.messages = Vec::new();
+                self.outcome = None;
+                return Some((input, Some(Next::WaitForClose)));
+            }
             return Some((input, None));
         }
         // After the messages read before it: the end of the stream, or a protocol error.
         match self.outcome.take()? {
             ReadOutcome::Data => None,
             ReadOutcome::Eof => Some((Input::Closed { conn }, Some(Next::End))),
-            ReadOutcome::Protocol(e) => {
-                let close = Input::Close {
-                    conn,
-                    code: e.code,
-                    reason: e.reason.to_owned(),
-                };
-                Some((close, Some(Next::WaitForClose)))
-            }
+            ReadOutcome::Protocol(e) => Some((protocol_close(conn, &e), Some(Next::WaitForClose))),
         }
     }
 }

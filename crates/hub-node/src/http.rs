@@ -249,13 +249,26 @@ async fn upgrade<C: Conn>(
     let mut params = params;
     params.peer = Some(peer);
     if write_all(&stream, &upgrade_response(&key)).await.is_ok() {
-        match crate::conn::open(hub.clone(), stream, leftover.freeze(), params, shard).await {
-            Ok(mut connection) => {
-                // Given back when the connection ends.
-                connection.limited = Some(ip);
-                return Some(connection);
+        match stream.into_tcp() {
+            // The shard task owns the socket from here, and gives the address's place back.
+            Ok(Ok(socket)) => {
+                if hub.adopt(socket, leftover.freeze(), params, shard, ip) {
+                    return None;
+                }
             }
-            Err(e) => tracing::warn!(%peer, error = %e, "connection not opened"),
+            Ok(Err(stream)) => {
+                let opened =
+                    crate::conn::open(hub.clone(), stream, leftover.freeze(), params, shard);
+                match opened.await {
+                    Ok(mut connection) => {
+                        // Given back when the connection ends.
+                        connection.limited = Some(ip);
+                        return Some(connection);
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "connection not opened"),
+                }
+            }
+            Err(e) => tracing::warn!(%peer, error = %e, "connection lost at the upgrade"),
         }
     }
     release(&hub, ip);

@@ -278,6 +278,48 @@ impl Hub {
         crate::conn::open_and_run(rt, self.clone(), conn, Bytes::new(), params, shard).await
     }
 
+    /// Counts a connection that opened on a shard.
+    pub(crate) fn connection_started(&self, conn: ConnId) {
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+        tracing::debug!(%conn, "connected");
+    }
+
+    /// Gives back what an ended connection held in the node: its place among the live
+    /// connections (the last one wakes a shutdown waiting for them) and, when `limited`, its
+    /// address's place in the connection limiter.
+    pub(crate) fn connection_ended(&self, conn: ConnId, limited: Option<std::net::IpAddr>) {
+        tracing::debug!(%conn, "disconnected");
+        if self.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.all_closed.notify_waiters();
+        }
+        if let Some(ip) = limited {
+            crate::http::release(self, ip);
+        }
+    }
+
+    /// Hands an upgraded TCP socket to its shard task (see `sockets.rs`), which opens the
+    /// connection and from then on gives `limited`'s place in the limiter back; false when
+    /// the shard is gone (the socket is dropped).
+    pub(crate) fn adopt(
+        &self,
+        socket: std::net::TcpStream,
+        leftover: Bytes,
+        params: OpenParams,
+        shard: Option<ShardId>,
+        limited: std::net::IpAddr,
+    ) -> bool {
+        let Some(tx) = self.shard_tx(self.pick_shard(shard)) else {
+            return false;
+        };
+        let msg = ShardMsg::Adopt {
+            params,
+            socket,
+            leftover,
+            limited: Some(limited),
+        };
+        tx.control.send(msg).is_ok()
+    }
+
     pub(crate) fn pick_shard(&self, wanted: Option<ShardId>) -> ShardId {
         wanted.unwrap_or_else(|| {
             let n = self.inner.shards.len().max(1);

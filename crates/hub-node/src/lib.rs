@@ -23,16 +23,20 @@
 mod conn;
 mod http;
 mod hub;
+mod inputs;
 mod listen;
 mod mailbox;
 mod node_task;
 mod runtime;
 mod shard_task;
+mod sockets;
 mod start;
 
 pub use conn::open_and_run;
 pub use http::serve as serve_http;
 pub use hub::{Handler, Hub, HubError};
 pub use listen::{listen, LISTEN_BACKLOG};
-pub use runtime::{linger_close, read_ready, timeout, write_all, write_frames, Conn, Runtime};
+pub use runtime::{
+    linger_close, read_ready, timeout, write_all, write_frames, Conn, Readiness, Runtime,
+};
 pub use start::{is_shutting_down, shutdown, start, ServeError};

@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::runtime::{consume, next_slices, Conn, MAX_IOV};
+use crate::runtime::{write_until_blocked, Conn};
 
 /// What a connection task shares with its shard task: the mailbox, and the stream the shard
 /// task writes through. The shard task holds it as `Link<dyn WriteNow>`.
@@ -145,24 +145,11 @@ impl Slot {
 }
 
 /// Writes `frames` through `socket` until they are all written (true) or it takes no more
-/// (false; `frames` then holds what is left, its first frame advanced past the part
-/// written).
+/// (false; `frames` then holds what is left, and the connection task finds any error
+/// itself).
 fn write_through<S: WriteNow + ?Sized>(socket: &S, frames: &mut Vec<Bytes>) -> bool {
-    while !frames.is_empty() {
-        let asked: usize = frames.iter().take(MAX_IOV).map(Bytes::len).sum();
-        let result = match frames.as_slice() {
-            // One frame (the usual delivery): no slice vector to allocate.
-            [one] => socket.write_now(&[IoSlice::new(one)]),
-            _ => socket.write_now(&next_slices(frames)),
-        };
-        let Ok(written) = result else {
-            break;
-        };
-        consume(frames, written);
-        if written == 0 || written < asked {
-            // The socket's buffer is full: the connection task waits for it to drain.
-            break;
-        }
-    }
-    frames.is_empty()
+    matches!(
+        write_until_blocked(|slices| socket.write_now(slices), frames),
+        Ok(true)
+    )
 }

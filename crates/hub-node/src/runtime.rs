@@ -1,19 +1,28 @@
 //! What a node needs from an async runtime, and from a connection's byte stream.
 //!
-//! The tokio and smol adapters implement these two traits (a few dozen lines each); every
-//! task of the node is written once against them. Channels come from `tokio::sync`, which
-//! works under any executor.
+//! The tokio and smol adapters implement these traits (a few dozen lines each); every task
+//! of the node is written once against them. Channels come from `tokio::sync`, which works
+//! under any executor.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::os::fd::OwnedFd;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 
-/// Spawning and timers.
+/// Spawning, timers, and watching a shard's poller.
 pub trait Runtime: Clone + Send + Sync + 'static {
+    /// How the runtime's reactor reports that a shard's poller has events.
+    type Readiness: Readiness;
+
     /// The runtime's name, for logs and `/stats`.
     fn name(&self) -> &'static str;
+
+    /// Registers `poller` (a shard's epoll or kqueue descriptor, a duplicate the watcher
+    /// owns) with the runtime's reactor, to be woken when it has events.
+    fn readiness(&self, poller: OwnedFd) -> io::Result<Self::Readiness>;
 
     /// Runs `task` in the background.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
@@ -29,6 +38,19 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = F::Output> + Send + 'static
     where
         F::Output: Send + 'static;
+}
+
+/// A shard poller's readiness as the runtime's reactor sees it (see `sockets.rs`).
+pub trait Readiness: Send + Sync + 'static {
+    /// `Ready` once `find` (which polls the shard's poller without waiting) returns true;
+    /// `Pending` after it returned false, with the task woken when the poller may have events
+    /// again. `find` runs after every readiness the reactor reports, and first of all, so an
+    /// event that comes between a `find` and the wait is never missed.
+    fn poll_find(
+        &self,
+        cx: &mut Context<'_>,
+        find: &mut dyn FnMut() -> bool,
+    ) -> Poll<io::Result<()>>;
 }
 
 /// A connection's byte stream (TCP, or a stream upgraded elsewhere).
@@ -63,6 +85,17 @@ pub trait Conn: Send + Sync + 'static {
     fn write_now(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
         let _ = slices;
         Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// The TCP socket under the stream, taken off the runtime's reactor, for the shard task
+    /// to own (see `sockets.rs`): `Ok(Err(self))` for a stream that is not a bare TCP socket
+    /// (its connection then runs as a task), `Err` when taking it off failed (the socket is
+    /// lost).
+    fn into_tcp(self) -> io::Result<Result<std::net::TcpStream, Self>>
+    where
+        Self: Sized,
+    {
+        Ok(Err(self))
     }
 }
 
@@ -171,6 +204,30 @@ pub(crate) fn consume(frames: &mut Vec<Bytes>, written: usize) {
         }
     }
     frames.drain(..whole);
+}
+
+/// Writes `frames` in order through `write` (a write that does not wait) until all are
+/// written (`Ok(true)`) or it takes no more (`Ok(false)`: `frames` holds the rest, its first
+/// frame advanced past the part written). A single frame goes out without a slice vector.
+pub(crate) fn write_until_blocked(
+    mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    frames: &mut Vec<Bytes>,
+) -> io::Result<bool> {
+    while !frames.is_empty() {
+        let result = match frames.as_slice() {
+            // One frame (the usual delivery): no slice vector to allocate.
+            [one] => write(&[IoSlice::new(one)]),
+            _ => write(&next_slices(frames)),
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => consume(frames, written),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Writes all of `bytes`.

@@ -1,8 +1,19 @@
-//! One task per shard: feeds the shard its inputs and timers, and carries out its outputs.
+//! One task per shard: feeds the shard its inputs, timers and sockets, and carries out its
+//! outputs.
+//!
+//! The task waits for four things: the earliest deadline of the core and of its closing
+//! sockets, control messages (opens, router inputs, write completions), client messages of
+//! connections that run as their own tasks, and its sockets' readiness (see `sockets.rs`).
+//! Each wake serves every one of them that is ready, then drains the core's outputs.
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
+use bytes::Bytes;
 use hub_core::shard::{Input, OpenError, OpenParams, Output, Shard};
 use hub_core::{node, ConnId, ShardId, ShardStats};
 use tokio::sync::{mpsc, oneshot};
@@ -11,6 +22,7 @@ use crate::hub::{dispatch_event, Hub};
 use crate::mailbox::{Link, Transmitted, WriteNow, WriterCmd};
 use crate::node_task::NodeMsg;
 use crate::runtime::Runtime;
+use crate::sockets::{Ctx, Sockets};
 
 /// Inputs taken per turn before outputs are drained (bounds latency under load).
 const TURN_BUDGET: usize = 256;
@@ -19,7 +31,16 @@ pub(crate) const DATA_QUEUE: usize = 4096;
 
 /// A request for a shard task.
 pub(crate) enum ShardMsg {
-    /// Open a connection whose frames go through `link`.
+    /// Open a connection over a TCP socket the shard task then owns (see `sockets.rs`).
+    /// `leftover` holds what the client sent right after the upgrade request; `limited`, the
+    /// address whose place in the connection limiter the connection holds.
+    Adopt {
+        params: OpenParams,
+        socket: std::net::TcpStream,
+        leftover: Bytes,
+        limited: Option<IpAddr>,
+    },
+    /// Open a connection that runs as its own task, whose frames go through `link`.
     Open {
         params: OpenParams,
         link: SharedLink,
@@ -72,59 +93,134 @@ pub(crate) fn channels() -> (ShardTx, ShardRx) {
 
 struct ShardTask {
     shard: Shard,
-    /// Each open connection's link, by slot.
+    /// The sockets the task owns.
+    sockets: Sockets,
+    /// The link of each open connection that runs as its own task, by slot.
     links: Vec<Option<(ConnId, SharedLink)>>,
     node: mpsc::UnboundedSender<NodeMsg>,
     hub: Hub,
 }
 
+/// What is ready for a shard task when it wakes: every source is polled on each wake, so
+/// none waits behind a busy other.
+#[derive(Default)]
+struct Wake {
+    timer: bool,
+    /// A control message, or `None` when the channel closed.
+    control: Option<Option<ShardMsg>>,
+    /// A client message, or `None` when the channel closed.
+    data: Option<Option<Input>>,
+    sockets: bool,
+}
+
+/// A sleep until a deadline, kept while the deadline stays the same.
+type Timer = Option<(Instant, Pin<Box<dyn Future<Output = ()> + Send>>)>;
+
 /// Runs a shard until its channels close.
 pub(crate) async fn run<R: Runtime>(
     rt: R,
     shard: Shard,
+    sockets: Sockets,
     mut rx: ShardRx,
     node: mpsc::UnboundedSender<NodeMsg>,
     hub: Hub,
 ) {
     let mut task = ShardTask {
         shard,
+        sockets,
         links: Vec::new(),
         node,
         hub,
     };
+    let mut timer: Timer = None;
     loop {
-        let deadline = task.shard.poll_timeout();
-        let timer = next_deadline(&rt, deadline);
-        tokio::pin!(timer);
-        tokio::select! {
-            biased;
-            msg = rx.control.recv() => {
-                let Some(msg) = msg else { break };
-                task.control(msg);
-                for _ in 0..TURN_BUDGET {
-                    match rx.control.try_recv() {
-                        Ok(msg) => task.control(msg),
-                        Err(_) => break,
-                    }
-                }
+        let deadline = earliest(task.shard.poll_timeout(), task.sockets.next_deadline());
+        if timer.as_ref().map(|(at, _)| *at) != deadline {
+            timer = deadline.map(|at| (at, Box::pin(rt.sleep_until(at)) as Pin<Box<_>>));
+        }
+        let wake = std::future::poll_fn(|cx| {
+            let mut wake = Wake::default();
+            if let Some((_, sleep)) = timer.as_mut() {
+                wake.timer = sleep.as_mut().poll(cx).is_ready();
             }
-            input = rx.data.recv() => {
-                let Some(input) = input else { break };
-                let now = Instant::now();
-                task.input(now, input);
-                for _ in 0..TURN_BUDGET {
-                    match rx.data.try_recv() {
-                        Ok(input) => task.input(now, input),
-                        Err(_) => break,
-                    }
-                }
+            if let Poll::Ready(msg) = rx.control.poll_recv(cx) {
+                wake.control = Some(msg);
             }
-            () = &mut timer => {
-                task.shard.handle_timeout(Instant::now());
+            if let Poll::Ready(input) = rx.data.poll_recv(cx) {
+                wake.data = Some(input);
+            }
+            wake.sockets = task.sockets.poll_ready(cx).is_ready();
+            let ready = wake.timer || wake.control.is_some() || wake.data.is_some() || wake.sockets;
+            if ready {
+                Poll::Ready(wake)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        if wake.timer {
+            timer = None;
+            let now = Instant::now();
+            task.shard.handle_timeout(now);
+            task.sockets.expire(now, &task.hub);
+        }
+        if let Some(msg) = wake.control {
+            let Some(msg) = msg else { break };
+            task.control(msg);
+            for _ in 0..TURN_BUDGET {
+                match rx.control.try_recv() {
+                    Ok(msg) => task.control(msg),
+                    Err(_) => break,
+                }
             }
         }
+        if let Some(input) = wake.data {
+            let Some(input) = input else { break };
+            let now = Instant::now();
+            task.input(now, input);
+            for _ in 0..TURN_BUDGET {
+                match rx.data.try_recv() {
+                    Ok(input) => task.input(now, input),
+                    Err(_) => break,
+                }
+            }
+        }
+        if wake.sockets {
+            let mut cx = Ctx {
+                shard: &mut task.shard,
+                hub: &task.hub,
+                now: Instant::now(),
+            };
+            task.sockets.turn(&mut cx);
+        }
         task.drain();
+        if task.sockets.has_more() {
+            // A socket has more to read: let the thread's other tasks run first.
+            yield_now().await;
+        }
     }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Lets the executor run other tasks once, whatever the runtime.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
 
 /// A connection's link as the shard task holds it.
@@ -150,6 +246,12 @@ impl ShardTask {
     fn control(&mut self, msg: ShardMsg) {
         let now = Instant::now();
         match msg {
+            ShardMsg::Adopt {
+                params,
+                socket,
+                leftover,
+                limited,
+            } => self.adopt(now, params, socket, &leftover, limited),
             ShardMsg::Open {
                 params,
                 link,
@@ -184,6 +286,35 @@ impl ShardTask {
         }
     }
 
+    /// Opens a connection over `socket` and hands the socket to the table.
+    fn adopt(
+        &mut self,
+        now: Instant,
+        params: OpenParams,
+        socket: std::net::TcpStream,
+        leftover: &[u8],
+        limited: Option<IpAddr>,
+    ) {
+        let peer = params.peer;
+        match self.shard.open(now, params) {
+            Ok(id) => {
+                self.hub.connection_started(id);
+                let mut cx = Ctx {
+                    shard: &mut self.shard,
+                    hub: &self.hub,
+                    now,
+                };
+                self.sockets.adopt(&mut cx, id, socket, leftover, limited);
+            }
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "connection not opened");
+                if let Some(ip) = limited {
+                    crate::http::release(&self.hub, ip);
+                }
+            }
+        }
+    }
+
     fn input(&mut self, now: Instant, input: Input) {
         if let Input::Closed { conn } = &input {
             self.forget(*conn);
@@ -201,7 +332,7 @@ impl ShardTask {
 
     fn drain(&mut self) {
         let shard_id: ShardId = self.shard.id();
-        let mut now = None;
+        let now = Instant::now();
         while let Some(output) = self.shard.poll_output() {
             match output {
                 Output::Transmit {
@@ -209,6 +340,15 @@ impl ShardTask {
                     frames,
                     close,
                 } => {
+                    if self.sockets.owns(conn) {
+                        let mut cx = Ctx {
+                            shard: &mut self.shard,
+                            hub: &self.hub,
+                            now,
+                        };
+                        self.sockets.transmit(&mut cx, conn, frames, close);
+                        continue;
+                    }
                     let Some(link) = link_of(&self.links, conn) else {
                         continue;
                     };
@@ -218,11 +358,13 @@ impl ShardTask {
                     } else if link.transmit(frames) == Transmitted::Written {
                         // Written through: sent now; the connection's next batch, if any,
                         // comes out of this same loop.
-                        let now = *now.get_or_insert_with(Instant::now);
                         self.shard.handle_input(now, Input::Sent { conn });
                     }
                 }
                 Output::Abort { conn } => {
+                    if self.sockets.abort(&self.hub, conn) {
+                        continue;
+                    }
                     if let Some(link) = link_of(&self.links, conn) {
                         link.mailbox.put(WriterCmd::Abort);
                     }

@@ -14,6 +14,7 @@ use crate::hub::{Handler, Hub, HubApi, Inner};
 use crate::node_task::{self, NodeMsg};
 use crate::runtime::{timeout, Runtime};
 use crate::shard_task::{self, ShardMsg};
+use crate::sockets::Sockets;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum ServeError {
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(std::net::SocketAddr, #[source] std::io::Error),
+    /// A shard's socket poller could not be created or watched.
+    #[error("cannot create a shard's socket poller: {0}")]
+    Poller(#[source] std::io::Error),
 }
 
 /// Validates `settings` and starts the node's shard and router tasks (and, with
@@ -86,11 +90,15 @@ pub async fn start<R: Runtime>(
         None => None,
     };
     for (i, rx) in rxs.into_iter().enumerate() {
-        let shard = Shard::new(ShardId(i as u16), config.clone())
-            .map_err(|e| ServeError::Settings(e.to_string()))?;
+        let id = ShardId(i as u16);
+        let shard =
+            Shard::new(id, config.clone()).map_err(|e| ServeError::Settings(e.to_string()))?;
+        let sockets = Sockets::new(rt, id, settings.max_message_size, config.drain_timeout)
+            .map_err(ServeError::Poller)?;
         rt.spawn(shard_task::run(
             rt.clone(),
             shard,
+            sockets,
             rx,
             node_tx.clone(),
             hub.clone(),

@@ -3,12 +3,13 @@
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::task::{ready, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
-use hub_node::{Conn, Runtime};
+use hub_node::{Conn, Readiness, Runtime};
 use smol::Executor;
 
 /// A smol executor run by a fixed number of threads.
@@ -47,8 +48,14 @@ impl SmolRuntime {
 }
 
 impl Runtime for SmolRuntime {
+    type Readiness = SmolReadiness;
+
     fn name(&self) -> &'static str {
         "smol"
+    }
+
+    fn readiness(&self, poller: OwnedFd) -> io::Result<SmolReadiness> {
+        Async::new(poller).map(SmolReadiness)
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
@@ -70,6 +77,27 @@ impl Runtime for SmolRuntime {
         F::Output: Send + 'static,
     {
         async_compat::Compat::new(future)
+    }
+}
+
+/// A shard's poller in async-io's reactor.
+#[derive(Debug)]
+pub struct SmolReadiness(Async<OwnedFd>);
+
+impl Readiness for SmolReadiness {
+    fn poll_find(
+        &self,
+        cx: &mut Context<'_>,
+        find: &mut dyn FnMut() -> bool,
+    ) -> Poll<io::Result<()>> {
+        // async-io's interest is level-triggered and re-armed by each `Pending`: a poller
+        // that still holds events after `find` is reported again at once.
+        loop {
+            ready!(self.0.poll_readable(cx))?;
+            if find() {
+                return Poll::Ready(Ok(()));
+            }
+        }
     }
 }
 
@@ -121,5 +149,9 @@ impl Conn for SmolConn {
             [one] => socket.write(one),
             _ => socket.write_vectored(slices),
         }
+    }
+
+    fn into_tcp(self) -> io::Result<Result<TcpStream, Self>> {
+        self.0.into_inner().map(Ok)
     }
 }

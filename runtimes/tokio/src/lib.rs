@@ -13,7 +13,7 @@ mod runtime;
 mod server;
 
 pub use hub_node::{Handler, Hub, HubError, ServeError};
-pub use runtime::{IoConn, TcpConn, TokioRuntime};
+pub use runtime::{IoConn, TcpConn, TokioReadiness, TokioRuntime};
 pub use server::{ServeUpgraded, Server};
 
 pub use hub_core;

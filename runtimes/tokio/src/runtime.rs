@@ -3,12 +3,14 @@
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use hub_node::{Conn, Runtime};
+use hub_node::{Conn, Readiness, Runtime};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -20,8 +22,18 @@ const OWN_READ_BUFFER: usize = 4 * 1024;
 pub struct TokioRuntime;
 
 impl Runtime for TokioRuntime {
+    type Readiness = TokioReadiness;
+
     fn name(&self) -> &'static str {
         "tokio"
+    }
+
+    // `with_interest` is deprecated because a `T` could change the descriptor it returns
+    // while registered; an `OwnedFd` cannot, and `TokioReadiness` never hands out the
+    // `AsyncFd` mutably. Its replacement is `unsafe`, which this workspace forbids.
+    #[allow(deprecated)]
+    fn readiness(&self, poller: OwnedFd) -> io::Result<TokioReadiness> {
+        AsyncFd::with_interest(poller, tokio::io::Interest::READABLE).map(TokioReadiness)
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
@@ -40,6 +52,28 @@ impl Runtime for TokioRuntime {
         F::Output: Send + 'static,
     {
         future
+    }
+}
+
+/// A shard's poller in tokio's reactor.
+#[derive(Debug)]
+pub struct TokioReadiness(AsyncFd<OwnedFd>);
+
+impl Readiness for TokioReadiness {
+    fn poll_find(
+        &self,
+        cx: &mut Context<'_>,
+        find: &mut dyn FnMut() -> bool,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let mut guard = ready!(self.0.poll_read_ready(cx))?;
+            if find() {
+                // Still ready: the caller comes back for the events it did not take.
+                return Poll::Ready(Ok(()));
+            }
+            // Clears only the readiness this guard saw: an event since then wakes us again.
+            guard.clear_ready();
+        }
     }
 }
 
@@ -98,6 +132,10 @@ impl Conn for TcpConn {
             [one] => socket.send(one),
             _ => socket.send_vectored(slices),
         }
+    }
+
+    fn into_tcp(self) -> io::Result<Result<std::net::TcpStream, Self>> {
+        self.0.into_std().map(Ok)
     }
 }
 
