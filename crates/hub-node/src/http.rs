@@ -22,8 +22,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// Serves one accepted connection: HTTP requests until it closes, or a WebSocket.
 ///
 /// The HTTP phase runs boxed and ends when the connection becomes a WebSocket: what it held
-/// (read buffer, request head, timers) is freed, and the task of a WebSocket connection
-/// keeps only what [`Connection::run`] needs.
+/// (read buffer, request head, timers) is freed. A TCP socket then goes to its shard task
+/// (see [`Conn::into_tcp`]) and this task ends; any other stream stays in this task, which
+/// keeps only the connection's state.
 pub fn serve<R: Runtime, C: Conn>(
     rt: R,
     hub: Hub,
@@ -40,8 +41,8 @@ pub fn serve<R: Runtime, C: Conn>(
     }
 }
 
-/// Serves HTTP requests until the connection closes (`None`) or is upgraded to a WebSocket
-/// and opened on a shard.
+/// Serves HTTP requests until the connection closes or is upgraded to a WebSocket and handed
+/// to its shard (`None`), or opened on a shard to run in this task (`Some`).
 async fn serve_requests<R: Runtime, C: Conn>(
     rt: R,
     hub: Hub,

@@ -1,24 +1,29 @@
 //! # hub-node — a Hubbub node, whatever the async runtime
 //!
 //! Everything a node does around the sans-IO core, written once: one task per shard, one
-//! router task, one task per connection, the HTTP endpoints and the WebSocket upgrade, the
-//! [`Hub`] handle and the [`Handler`] callbacks, graceful shutdown. It is generic over two
-//! small traits: [`Runtime`] (spawn, sleep, enter tokio for the cluster plumbing) and
-//! [`Conn`] (read into a shared buffer, write without waiting, vectored write). The tokio
-//! and smol adapters implement those and run the accept loop; nothing else differs between
-//! them.
+//! router task, the HTTP endpoints and the WebSocket upgrade, the [`Hub`] handle and the
+//! [`Handler`] callbacks, graceful shutdown. It is generic over three small traits:
+//! [`Runtime`] (spawn, sleep, watch a descriptor, enter tokio for the cluster plumbing),
+//! [`Readiness`] (what watching a descriptor gives) and [`Conn`] (a connection's stream).
+//! The tokio and smol adapters implement those and run the accept loop; nothing else
+//! differs between them.
 //!
-//! Tasks and channels:
-//! - a **shard task** per shard owns a [`hub_core::Shard`]; connection tasks feed it client
-//!   messages on a bounded channel (a flooding client is slowed down) and control events on
-//!   an unbounded one;
-//! - a **router task** owns the [`hub_core::Node`] and answers [`Hub`] calls;
-//! - the shard task writes each batch the core transmits straight to the connection's socket
-//!   ([`Conn::write_now`]: one `send`, no task wake-up);
-//! - a **connection task** per WebSocket reads through a buffer shared by its thread (an idle
-//!   connection holds no read buffer), decodes frames, and writes what a full socket did not
-//!   take, once it drains; such a rest arrives through a one-slot mailbox, since the core
-//!   never has two batches outstanding.
+//! Tasks, sockets and channels:
+//! - an **HTTP task** per accepted connection answers requests until the connection is
+//!   upgraded, then hands its TCP socket to a shard ([`Conn::into_tcp`]) and ends;
+//! - a **shard task** per shard owns a [`hub_core::Shard`] and the TCP sockets of its
+//!   WebSocket connections. It polls them through one epoll instance of its own, which the
+//!   runtime's reactor watches as one descriptor; it reads through one buffer, decodes
+//!   frames and feeds the core in place, and writes each batch the core transmits straight
+//!   to the socket (`send`), keeping only what a full socket did not take until it drains.
+//!   An idle connection thereby costs no task, no reactor registration and no buffer;
+//! - a **router task** owns the [`hub_core::Node`] and answers [`Hub`] calls; the shards
+//!   reach it, and it them, over unbounded channels;
+//! - a **connection task** runs a stream that is not a bare TCP socket (one an embedding
+//!   service upgraded, handed over with [`Hub::serve_conn`]): it reads and decodes, feeds
+//!   its shard over a bounded channel (a flooding client is slowed down), and writes what
+//!   the shard transmits through a one-slot mailbox, since the core never has two batches
+//!   outstanding.
 
 mod conn;
 mod http;

@@ -61,8 +61,9 @@ pub(crate) struct ShardSnap {
     pub(crate) stats: ShardStats,
 }
 
-/// The two ways into a shard task: control (unbounded: opens, router inputs, write
-/// completions) and data (bounded: client messages, so a flooding client is slowed down).
+/// The two channels into a shard task: control (unbounded: opens, router inputs, write
+/// completions) and data (bounded: messages from the clients of connections that run as
+/// their own tasks, so a flooding client is slowed down; the shard reads its own sockets).
 #[derive(Clone)]
 pub(crate) struct ShardTx {
     pub(crate) control: mpsc::UnboundedSender<ShardMsg>,

@@ -198,9 +198,11 @@ mod tests {
     use hub_core::ClientProtocol;
     use tokio::net::TcpListener;
 
-    /// An idle connection costs its task: tokio allocates the future with 104 bytes of header
-    /// and trailer, rounded up to 128 bytes. Up to 152 bytes of future (it is 128), that is
-    /// 256 bytes; 8 more and it is 384. See BENCHMARKS.md, "Idle memory: findings".
+    /// A connection's task until its upgrade (after it, a TCP socket belongs to its shard
+    /// task and this task ends), and for good when the stream runs as a task of its own:
+    /// tokio allocates the future with 104 bytes of header and trailer, rounded up to 128
+    /// bytes. Up to 152 bytes of future (it is 128), that is 256 bytes; 8 more and it is
+    /// 384. See BENCHMARKS.md, "Idle memory: findings".
     #[tokio::test]
     async fn a_connection_task_fits_in_256_bytes() {
         let hub = crate::Server::start_embedded(
