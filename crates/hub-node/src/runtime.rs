@@ -41,11 +41,15 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 }
 
 /// A shard poller's readiness as the runtime's reactor sees it (see `sockets.rs`).
+///
+/// `poll_find` is `Ready` once `find` (which polls the shard's poller without waiting)
+/// returns true, and `Pending` after it returned false, with the task to be woken when the
+/// poller may have events again. `find` runs after each readiness the reactor reports. An
+/// event that comes between a `find` that found nothing and the wait must still wake the
+/// task (tokio: clear only the readiness that was seen; async-io: interest is re-armed,
+/// level-triggered, on every `Pending`).
 pub trait Readiness: Send + Sync + 'static {
-    /// `Ready` once `find` (which polls the shard's poller without waiting) returns true;
-    /// `Pending` after it returned false, with the task woken when the poller may have events
-    /// again. `find` runs after every readiness the reactor reports, and first of all, so an
-    /// event that comes between a `find` and the wait is never missed.
+    /// Waits until `find` finds events (see the trait's docs).
     fn poll_find(
         &self,
         cx: &mut Context<'_>,
