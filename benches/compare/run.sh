@@ -2,18 +2,20 @@
 # Comparison with peers: Hubbub and other WebSocket servers through the same load generator
 # (`hubbub-load`), in one run, and the table of BENCHMARKS.md "Comparison with peers".
 #
-#   bash benches/compare/run.sh            full run (about 55 min), rewrites BENCHMARKS.md
+#   bash benches/compare/run.sh            full run (about 85 min), rewrites BENCHMARKS.md
 #   QUICK=1 bash benches/compare/run.sh    smoke run: 1,000 subscribers, 1 run each, short
 #                                          sweep, 2,000 idle connections; the table goes to
 #                                          $OUT/table.md only (WRITE=1 to write it anyway)
 #
 # What it does: builds `hubbub`, `hubbub-load` and `tt-chat-server` in release; installs the
 # Node peers with `npm ci` from benches/compare/package-lock.json (nothing vendored; Debian's
-# redis-server is installed when missing); then for every server and every repetition
-# starts the server pinned to core 0 on free 127.0.0.1 ports, runs `hubbub-load` pinned to
-# core 1 (same scenarios and payload for all, the protocol adapter that fits the server),
-# stops the server; a fresh server for each scenario. Finally `table.py` takes the medians
-# and rewrites BENCHMARKS.md between <!-- compare:begin --> and <!-- compare:end -->.
+# redis-server is installed when missing); then, round after round, for every server in
+# turn, starts the server pinned to core 0 on free 127.0.0.1 ports, runs `hubbub-load`
+# pinned to core 1 (same scenarios and payload for all, the protocol adapter that fits the
+# server), stops the server; a fresh server for each scenario. Rounds interleave the servers
+# (round 1 of every server, then round 2, ...), so that a machine that drifts faster or
+# slower during the run favours none of them. Finally `table.py` takes the medians and
+# rewrites BENCHMARKS.md between <!-- compare:begin --> and <!-- compare:end -->.
 #
 # Scenarios (S subscribers in one room, 64-byte payloads):
 #   low    rates 10,000/S and 50,000/S msg/s, LOW_DURATION s each: server CPU per delivery at
@@ -22,7 +24,10 @@
 #          hold (loss >= 0.1 %, p99 >= 1 s, or the publisher behind)
 #   idle   IDLE_CONNECTIONS idle connections: server memory per connection
 #
-# Environment: QUICK, WRITE, REPS, SUBS, ROWS (comma list of row ids, default all:
+# Rounds: LOW_REPS of the low scenario (its latency and CPU columns spread most from run to
+# run on a virtual machine), REPS of the sweep and idle scenarios (LOW_REPS >= REPS).
+#
+# Environment: QUICK, WRITE, REPS, LOW_REPS, SUBS, ROWS (comma list of row ids, default all:
 # hubbub,ws,uws,tt,tt4k,hubbub-x,socketio-x), OUT (results directory), CARGO_TARGET_DIR,
 # HUBBUB / LOAD / TT (prebuilt binaries: skips the build; BUILT_FROM then says what they
 # are), WAIT_QUIET (seconds to wait at most for other `hubbub-load` runs on this machine to
@@ -39,6 +44,7 @@ QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     COMMAND="QUICK=1 $COMMAND"
     REPS=${REPS:-1}
+    LOW_REPS=${LOW_REPS:-$REPS}
     SUBS=${SUBS:-1000}
     IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}
     SETTLE=${SETTLE:-3}
@@ -49,6 +55,7 @@ if [[ $QUICK == 1 ]]; then
     WRITE=${WRITE:-0}
 else
     REPS=${REPS:-3}
+    LOW_REPS=${LOW_REPS:-7}
     SUBS=${SUBS:-10000}
     IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-19000}
     SETTLE=${SETTLE:-10}
@@ -59,6 +66,7 @@ else
     WAIT_QUIET=${WAIT_QUIET:-1500}
     WRITE=${WRITE:-1}
 fi
+(( LOW_REPS >= REPS )) || LOW_REPS=$REPS
 WARMUP=2
 PAYLOAD=64
 CPU_DELIVERIES=10000     # 1 msg/s to 10,000 subscribers
@@ -305,34 +313,45 @@ own = sum(int(m) * 60 + float(x) for m, x in re.findall(r"(\d+)m([\d.]+)s", chil
 print(f"{time.time():.2f} {busy:.2f} {own:.2f}")
 EOF
 }
-other_load() {  # other_load MARK_BEFORE MARK_AFTER -> % of one core used by other processes
-    python3 -c 'import sys; a=list(map(float,sys.argv[1].split())); b=list(map(float,sys.argv[2].split())); print(f"{max(0.0,((b[1]-a[1])-(b[2]-a[2]))/max(1e-9,b[0]-a[0])*100):.0f} %")' "$1" "$2"
+# other_load_marks FILE -> % of one core used by other processes over the intervals in FILE
+# (lines "wall busy own wall busy own": a cpu_mark before and after each round).
+other_load_marks() {
+    python3 - "$1" <<'EOF'
+import sys
+wall = other = 0.0
+for line in open(sys.argv[1]):
+    a = list(map(float, line.split()))
+    if len(a) == 6:
+        wall += a[3] - a[0]
+        other += (a[4] - a[1]) - (a[5] - a[2])
+print(f"{max(0.0, other / max(1e-9, wall) * 100):.0f} %")
+EOF
 }
 
-LOADS=()
 IFS=, read -r -a ROW_LIST <<<"$ROWS"
-for row in "${ROW_LIST[@]}"; do
-    cpu_mark >"$OUT/.mark"   # not in $(...): `times` must run in this shell
-    mark=$(<"$OUT/.mark")
-    for rep in $(seq "$REPS"); do
-        RUN_DIR=$OUT/$row/rep$rep
-        mkdir -p "$RUN_DIR"
-        mode=fanout
-        [[ $row == *-x ]] && mode=crossnode
-        targets() {
-            if [[ $mode == crossnode ]]; then echo "--sub-url $SUB_URL --pub-url $PUB_URL"; else echo "--url $SUB_URL"; fi
-        }
-        pid_flags() { local p; for p in "${SERVER_PIDS[@]}"; do printf -- '--server-pid %s ' "$p"; done; }
+# run_round ROW REP: one round of one server: the low scenario, then (while REP <= REPS) the
+# sweep, if every low rate held, and the idle scenario.
+run_round() {
+    local row=$1 rep=$2
+    RUN_DIR=$OUT/$row/rep$rep
+    mkdir -p "$RUN_DIR"
+    mode=fanout
+    [[ $row == *-x ]] && mode=crossnode
+    targets() {
+        if [[ $mode == crossnode ]]; then echo "--sub-url $SUB_URL --pub-url $PUB_URL"; else echo "--url $SUB_URL"; fi
+    }
+    pid_flags() { local p; for p in "${SERVER_PIDS[@]}"; do printf -- '--server-pid %s ' "$p"; done; }
 
-        say "$row run $rep/$REPS: low rates $LOW_RATES msg/s"
-        if start_row_retry "$row"; then
-            # shellcheck disable=SC2046
-            gen low $mode $(targets) --protocol "$PROTO" "${COMMON[@]}" --rates "$LOW_RATES" \
-                --duration "$LOW_DURATION" $(pid_flags)
-        fi
-        stop_servers
+    say "$row round $rep/$LOW_REPS: low rates $LOW_RATES msg/s"
+    if start_row_retry "$row"; then
+        # shellcheck disable=SC2046
+        gen low $mode $(targets) --protocol "$PROTO" "${COMMON[@]}" --rates "$LOW_RATES" \
+            --duration "$LOW_DURATION" $(pid_flags)
+    fi
+    stop_servers
+    if ((rep <= REPS)); then
         if python3 -c 'import json,sys; sys.exit(0 if all(s["held"] for s in json.load(open(sys.argv[1]))["steps"]) else 1)' "$RUN_DIR/low.json" 2>/dev/null; then
-            say "$row run $rep/$REPS: sweep $SWEEP_RATES msg/s"
+            say "$row round $rep/$LOW_REPS: sweep $SWEEP_RATES msg/s"
             if start_row_retry "$row"; then
                 # shellcheck disable=SC2046
                 gen sweep $mode $(targets) --protocol "$PROTO" "${COMMON[@]}" --rates "$SWEEP_RATES" \
@@ -340,25 +359,37 @@ for row in "${ROW_LIST[@]}"; do
             fi
             stop_servers
         else
-            say "$row run $rep/$REPS: a low rate did not hold, no sweep"
+            say "$row round $rep/$LOW_REPS: a low rate did not hold, no sweep"
         fi
-        say "$row run $rep/$REPS: idle $IDLE_CONNECTIONS connections"
+        say "$row round $rep/$LOW_REPS: idle $IDLE_CONNECTIONS connections"
         if start_row_retry "$row"; then
-            url=$SUB_URL
-            gen idle idle --url "$url" --protocol "$PROTO" --connections "$IDLE_CONNECTIONS" \
+            gen idle idle --url "$SUB_URL" --protocol "$PROTO" --connections "$IDLE_CONNECTIONS" \
                 --settle "$SETTLE" --server-pid "$NODE_PID"
         fi
         stop_servers
-        grep -h -E "highest rate held|no rate held|per conn" "$RUN_DIR"/*.txt 2>/dev/null | sed 's/^/    /' | tee -a "$LOG" >&2 || true
+    fi
+    grep -h -E "highest rate held|no rate held|per conn" "$RUN_DIR"/*.txt 2>/dev/null | sed 's/^/    /' | tee -a "$LOG" >&2 || true
+}
+
+for rep in $(seq "$LOW_REPS"); do
+    for row in "${ROW_LIST[@]}"; do
+        cpu_mark >"$OUT/.mark"   # not in $(...): `times` must run in this shell
+        before=$(<"$OUT/.mark")
+        run_round "$row" "$rep"
+        cpu_mark >"$OUT/.mark"
+        echo "$before $(<"$OUT/.mark")" >>"$OUT/$row/marks"
     done
-    cpu_mark >"$OUT/.mark"
-    LOADS+=("$row $(other_load "$mark" "$(<"$OUT/.mark")")")
+done
+# Each row's share of other processes' CPU, over all its rounds.
+LOADS=()
+for row in "${ROW_LIST[@]}"; do
+    LOADS+=("$row $(other_load_marks "$OUT/$row/marks")")
     say "$row: other processes used ${LOADS[-1]#* } of a core meanwhile"
 done
 
 # ---------------------------------------------------------------- the table
 ELAPSED=$(($(date +%s) - STARTED))
-export OUT REPS SUBS PAYLOAD WARMUP LOW_DURATION SWEEP_DURATION IDLE_CONNECTIONS SETTLE LADDER \
+export OUT REPS LOW_REPS SUBS PAYLOAD WARMUP LOW_DURATION SWEEP_DURATION IDLE_CONNECTIONS SETTLE LADDER \
     CPU_DELIVERIES LATENCY_DELIVERIES COMMAND BUILD VERSIONS WAIT_NOTE ELAPSED
 ROWS_JSON=$(for row in "${ROW_LIST[@]}"; do
     proto=broadcast
@@ -382,6 +413,7 @@ meta = {
     "build": e["BUILD"] + " Peers: " + e["VERSIONS"] + ".",
     "rows": json.loads(e["ROWS_JSON"]),
     "reps": int(e["REPS"]),
+    "low_reps": int(e["LOW_REPS"]),
     "subscribers": int(e["SUBS"]),
     "payload": int(e["PAYLOAD"]),
     "warmup": float(e["WARMUP"]),

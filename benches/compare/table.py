@@ -3,8 +3,9 @@
 
     python3 table.py OUT_DIR [--benchmarks BENCHMARKS.md]
 
-OUT_DIR holds meta.json (written by run.sh) and, per row and repetition,
-ROW/repN/{low,sweep,idle}.json (hubbub-load --json). The table goes to OUT_DIR/table.md;
+OUT_DIR holds meta.json (written by run.sh) and, per row and round,
+ROW/repN/{low,sweep,idle}.json (hubbub-load --json; sweep and idle only in the first `reps`
+rounds, low in all `low_reps`). The table goes to OUT_DIR/table.md;
 with --benchmarks, the part of that file between <!-- compare:begin --> and
 <!-- compare:end --> is replaced by it (the section is appended when the markers are absent).
 
@@ -18,7 +19,7 @@ Per repetition:
              subscribers): every server process of the row (nodes and Redis) over the
              measured window
   idle       server VmRSS growth per idle connection (the node holding them)
-Each cell is the median over the repetitions that produced a value.
+Each cell is the median over the rounds that produced a value.
 """
 
 import json
@@ -89,14 +90,15 @@ def step_at(steps, deliveries, subs):
     return None
 
 
-def per_rep(rep_dir, meta):
+def per_rep(rep_dir, meta, with_sweep=True):
+    """One round's figures; without its sweep (a round past `reps`), no highest rate."""
     subs = meta["subscribers"]
     low = load(os.path.join(rep_dir, "low.json"))
     sweep = load(os.path.join(rep_dir, "sweep.json"))
     idle = load(os.path.join(rep_dir, "idle.json"))
     r = {}
     steps = (low or {}).get("steps", []) + (sweep or {}).get("steps", [])
-    if low is not None:
+    if low is not None and with_sweep:
         # The sweep only counts when every low step held (it continues the same ladder).
         if not all(s["held"] for s in low["steps"]) or len(low["steps"]) < 2:
             steps = low["steps"]
@@ -116,6 +118,7 @@ def per_rep(rep_dir, meta):
         r["stop"] = (
             f"{rate(stop['rate'] * subs)}/s: {why_not(stop)}" if stop is not None else None
         )
+    if low is not None:
         cpu_step = step_at(low["steps"], meta["cpu_deliveries"], subs)
         if cpu_step is not None:
             r["cpu"] = cpu_step.get("server_us_per_delivery")
@@ -149,10 +152,10 @@ def build(out_dir):
     for row in meta["rows"]:
         name = row["id"]
         reps = []
-        for i in range(1, meta["reps"] + 1):
+        for i in range(1, meta.get("low_reps", meta["reps"]) + 1):
             d = os.path.join(out_dir, name, f"rep{i}")
             if os.path.isdir(d):
-                reps.append(per_rep(d, meta))
+                reps.append(per_rep(d, meta, with_sweep=i <= meta["reps"]))
         get = lambda k: [r.get(k) for r in reps]  # noqa: E731
         hi = median(get("highest"))
         hi_txt = rate(hi) if hi is not None else "none held"
@@ -182,8 +185,17 @@ def build(out_dir):
             detail += f"; the sweep stopped at {' | '.join(stops)}"
         elif n:
             detail += "; every rate of the sweep held"
-        if n < meta["reps"]:
-            detail += f" ({n} of {meta['reps']} runs produced results)"
+        series = [
+            ("p99 at 50k/s", [ms(v) for v in get("p99") if v is not None]),
+            ("last-subscriber p99", [ms(v) for v in get("last_p99") if v is not None]),
+            ("CPU µs per delivery", [f"{v:.2f}" for v in get("cpu") if v is not None]),
+        ]
+        for what, values in series:
+            if values:
+                detail += f"; {what} per round {', '.join(values)}"
+        low_reps = meta.get("low_reps", meta["reps"])
+        if n < low_reps:
+            detail += f" ({n} of {low_reps} rounds produced results)"
         notes.append(detail)
     return meta, rows, notes
 
@@ -201,8 +213,9 @@ def render(meta, rows, notes):
         f"Conditions: every server pinned to core 0 (`taskset -c 0`; for the cross-node rows "
         f"both nodes and Redis share it), `hubbub-load` pinned to core 1; {subs:,} subscribers "
         f"in one room, {meta['payload']}-byte payloads, publisher on a WebSocket, "
-        f"{meta['reps']} run(s) per server, a fresh server for every run and scenario, "
-        f"medians shown. Sweep ladder (deliveries/s): {meta['ladder']}; warm-up "
+        f"{meta.get('low_reps', meta['reps'])} round(s) of the two fixed rates and "
+        f"{meta['reps']} of the sweep and idle scenarios per server, the servers taking turns "
+        f"round by round, a fresh server for every run and scenario, medians shown. Sweep ladder (deliveries/s): {meta['ladder']}; warm-up "
         f"{meta['warmup']} s and {meta['low_duration']} s measured for the two fixed rates, "
         f"{meta['sweep_duration']} s per sweep step. Idle: {meta['idle_connections']:,} "
         f"connections at 2,000/s, memory read {meta['settle']} s after the last one. "
