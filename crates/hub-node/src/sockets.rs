@@ -239,15 +239,12 @@ impl Sockets {
             let interest = Interest::READABLE | Interest::WRITABLE;
             self.poll.registry().register(&mut { fd }, token, interest)
         });
-        match registered {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(%conn, error = %e, "connection not polled");
-                cx.input(Input::Closed { conn });
-                cx.hub.connection_ended(conn, limited);
-                return;
-            }
-        };
+        if let Err(e) = registered {
+            tracing::warn!(%conn, error = %e, "connection not polled");
+            cx.input(Input::Closed { conn });
+            cx.hub.connection_ended(conn, limited);
+            return;
+        }
         let slot = conn.slot as usize;
         if self.open.len() <= slot {
             self.open.resize_with(slot + 1, || None);
