@@ -329,6 +329,13 @@ EOF
 }
 
 IFS=, read -r -a ROW_LIST <<<"$ROWS"
+# targets: the generator's URL flags for the running server(s) ($mode: fanout or crossnode).
+targets() {
+    if [[ $mode == crossnode ]]; then echo "--sub-url $SUB_URL --pub-url $PUB_URL"; else echo "--url $SUB_URL"; fi
+}
+# pid_flags: a --server-pid flag for every process of the running server(s).
+pid_flags() { local p; for p in "${SERVER_PIDS[@]}"; do printf -- '--server-pid %s ' "$p"; done; }
+
 # run_round ROW REP: one round of one server: the low scenario, then (while REP <= REPS) the
 # sweep, if every low rate held, and the idle scenario.
 run_round() {
@@ -337,10 +344,6 @@ run_round() {
     mkdir -p "$RUN_DIR"
     mode=fanout
     [[ $row == *-x ]] && mode=crossnode
-    targets() {
-        if [[ $mode == crossnode ]]; then echo "--sub-url $SUB_URL --pub-url $PUB_URL"; else echo "--url $SUB_URL"; fi
-    }
-    pid_flags() { local p; for p in "${SERVER_PIDS[@]}"; do printf -- '--server-pid %s ' "$p"; done; }
 
     say "$row round $rep/$LOW_REPS: low rates $LOW_RATES msg/s"
     if start_row_retry "$row"; then
