@@ -115,9 +115,12 @@ async fn bad_bodies_get_400_and_the_node_keeps_serving() {
     );
 }
 
+/// An API key of the minimum length (32 bytes).
+const KEY: &str = "k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-";
+
 #[tokio::test]
 async fn api_key_is_enforced_when_set() {
-    let node = TestNode::start(&["--api-key", "k3y"]);
+    let node = TestNode::start(&["--api-key", KEY]);
     let r = post(node.addr, "/api/broadcast", r#"{"data":1}"#).await;
     assert_eq!(r.status, 401);
     let wrong = http(
@@ -134,7 +137,7 @@ async fn api_key_is_enforced_when_set() {
         "POST",
         "/api/broadcast",
         Some(r#"{"data":1}"#),
-        &[("Authorization", "Bearer k3y")],
+        &[("Authorization", &format!("Bearer {KEY}"))],
     )
     .await;
     assert_eq!(ok.status, 200);

@@ -13,6 +13,9 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A JWT secret of the minimum length (32 bytes).
+const SECRET: &str = "s3cret-s3cret-s3cret-s3cret-s3cr";
+
 #[tokio::test]
 async fn origin_is_checked() {
     let node = TestNode::start(&["--allowed-origins", "https://app.example.com"]);
@@ -44,7 +47,7 @@ async fn origin_is_checked() {
 
 #[tokio::test]
 async fn jwt_is_required_and_checked() {
-    let node = TestNode::start(&["--jwt-secret", "s3cret"]);
+    let node = TestNode::start(&["--jwt-secret", SECRET]);
     let url = node.ws_url("/ws");
     assert_eq!(
         Client::connect_raw(&url, &[]).await.err().as_deref(),
@@ -52,7 +55,7 @@ async fn jwt_is_required_and_checked() {
         "missing"
     );
     let expired = sign_hs256(
-        b"s3cret",
+        SECRET.as_bytes(),
         &json!({"sub":"u1","exp": now() - 10}).to_string(),
     );
     assert_eq!(
@@ -73,7 +76,7 @@ async fn jwt_is_required_and_checked() {
         "bad signature"
     );
     let good = sign_hs256(
-        b"s3cret",
+        SECRET.as_bytes(),
         &json!({"sub":"u1","exp": now() + 60}).to_string(),
     );
     let (_c, _) = Client::connect(&format!("{url}?token={good}&id=tok")).await;

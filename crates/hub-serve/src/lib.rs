@@ -8,6 +8,7 @@
 pub mod api;
 pub mod gate;
 pub mod limiter;
+pub mod secret;
 pub mod settings;
 
 pub use gate::{Decision, Gate};

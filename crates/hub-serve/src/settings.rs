@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use hub_core::{BusKind, ClusterMode, Config, NodeConfig, NodeId};
 
+use crate::secret::check_secret;
+
 /// Which async runtime drives the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RuntimeKind {
@@ -137,9 +139,9 @@ pub struct Settings {
     pub bus: BusSpec,
     /// Lifetime of the node's registry lease. Default 10 s.
     pub lease_ttl: Duration,
-    /// API key required by the producer API.
+    /// API key required by the producer API (at least 32 bytes).
     pub api_key: Option<String>,
-    /// HS256 secret for client JWTs.
+    /// HMAC secret for client JWTs (at least 32 bytes).
     pub jwt_secret: Option<String>,
     /// Origins allowed besides same-origin and non-browser clients.
     pub allowed_origins: Vec<String>,
@@ -263,6 +265,8 @@ impl Settings {
         self.core_config(0)
             .validate()
             .map_err(|e| format!("--{}: {}", e.setting, e.problem))?;
+        check_secret("api-key", self.api_key.as_deref())?;
+        check_secret("jwt-secret", self.jwt_secret.as_deref())?;
         if self.shutdown_timeout.is_zero() {
             return Err("--shutdown-timeout: must be above zero".into());
         }
@@ -339,5 +343,24 @@ mod tests {
             .validate()
             .expect_err("no grpc")
             .starts_with("--grpc-listen"));
+        for (settings, flag) in [
+            (
+                Settings {
+                    jwt_secret: Some(String::new()),
+                    ..Settings::default()
+                },
+                "--jwt-secret: must not be empty",
+            ),
+            (
+                Settings {
+                    api_key: Some("short".into()),
+                    ..Settings::default()
+                },
+                "--api-key: too short",
+            ),
+        ] {
+            let e = settings.validate().expect_err(flag);
+            assert!(e.starts_with(flag), "{e}");
+        }
     }
 }

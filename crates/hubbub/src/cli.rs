@@ -2,10 +2,12 @@
 //! equivalent.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hub_edge::units::{parse_duration, parse_size};
+use hub_serve::secret::resolve_secret;
 use hub_serve::{BusSpec, RegistrySpec, RuntimeKind, Settings};
 
 /// Hubbub: a distributed WebSocket hub.
@@ -180,7 +182,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HUBBUB_LEASE_TTL", default_value = "10s", value_name = "DURATION", value_parser = duration)]
     pub(crate) lease_ttl: Duration,
 
-    /// API key the producer API requires (Authorization: Bearer KEY) [default: none, open].
+    /// API key the producer API requires (Authorization: Bearer KEY), at least 32 bytes
+    /// [default: none, open].
     #[arg(
         long,
         env = "HUBBUB_API_KEY",
@@ -189,8 +192,13 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) api_key: Option<String>,
 
-    /// HS256 secret: clients then need a JWT (query token= or Authorization: Bearer) whose
-    /// `sub` is their user id and which has `exp` [default: none, no tokens].
+    /// File holding the API key (one trailing line break is ignored); instead of --api-key.
+    #[arg(long, env = "HUBBUB_API_KEY_FILE", value_name = "PATH")]
+    pub(crate) api_key_file: Option<PathBuf>,
+
+    /// HS256 secret, at least 32 bytes: clients then need a JWT (query token= or
+    /// Authorization: Bearer) whose `sub` is their user id and which has `exp`
+    /// [default: none, no tokens].
     #[arg(
         long,
         env = "HUBBUB_JWT_SECRET",
@@ -198,6 +206,11 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) jwt_secret: Option<String>,
+
+    /// File holding the JWT secret (one trailing line break is ignored); instead of
+    /// --jwt-secret.
+    #[arg(long, env = "HUBBUB_JWT_SECRET_FILE", value_name = "PATH")]
+    pub(crate) jwt_secret_file: Option<PathBuf>,
 
     /// Browser origins allowed besides the node's own (comma-separated; * for any).
     /// Clients that send no Origin (non-browsers) are always allowed.
@@ -243,10 +256,21 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The node settings these flags describe.
-    pub(crate) fn settings(&self) -> Settings {
+    /// The node settings these flags describe (secret files are read here); the error is one
+    /// line naming the flag.
+    pub(crate) fn settings(&self) -> Result<Settings, String> {
         let defaults = Settings::default();
-        Settings {
+        let api_key = resolve_secret(
+            "api-key",
+            self.api_key.as_deref(),
+            self.api_key_file.as_deref(),
+        )?;
+        let jwt_secret = resolve_secret(
+            "jwt-secret",
+            self.jwt_secret.as_deref(),
+            self.jwt_secret_file.as_deref(),
+        )?;
+        Ok(Settings {
             listen: self.listen,
             runtime: match self.runtime {
                 RuntimeArg::Tokio => RuntimeKind::Tokio,
@@ -259,8 +283,8 @@ impl ServeArgs {
             registry: self.registry.clone(),
             bus: self.bus.clone(),
             lease_ttl: self.lease_ttl,
-            api_key: self.api_key.clone(),
-            jwt_secret: self.jwt_secret.clone(),
+            api_key,
+            jwt_secret,
             allowed_origins: self
                 .allowed_origins
                 .iter()
@@ -275,6 +299,6 @@ impl ServeArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_timeout: self.shutdown_timeout,
             handshake_timeout: self.handshake_timeout,
-        }
+        })
     }
 }

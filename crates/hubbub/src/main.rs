@@ -123,7 +123,13 @@ fn init_logging() {
 }
 
 fn serve(args: cli::ServeArgs) -> ExitCode {
-    let settings = args.settings();
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("hubbub: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = settings.validate() {
         eprintln!("hubbub: {e}");
         return ExitCode::from(2);
