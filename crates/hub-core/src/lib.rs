@@ -4,38 +4,112 @@
 //! that read no clock, open no socket, spawn nothing and never block. Runtimes (tokio, smol,
 //! or your own event loop) do the I/O and feed events in.
 //!
-//! Two state machines make a node:
+//! Two state machines make a node, and one value wires them together:
 //! - [`Shard`]: a set of connections with their client/user/room indexes, bounded send
-//!   queues, heartbeats and the client JSON protocol. A node runs N shards, one task each.
+//!   queues, heartbeats and the client JSON protocol. A node runs N shards.
 //! - [`Node`]: the router between a node's shards and the cluster: which shards, peers,
 //!   bus channels and registry entries a delivery or an event concerns, and the sum of the
 //!   answers to each request.
+//! - [`Hub`]: N shards and the router in one value, for an embedder that drives the whole
+//!   node from one thread. A multi-threaded runtime runs shards and router on tasks of their
+//!   own instead and carries their messages itself (see "Without the hub" below).
 //!
 //! ## The run loop
 //!
-//! Every state machine is driven the same way:
+//! Every state machine is driven the same way, in this order:
 //!
-//! ```text
-//! loop {
-//!     feed one event:  sm.handle_input(now, input)   // or shard.open(now, params)
-//!     drain outputs:   while let Some(out) = sm.poll_output() { execute(out) }
-//!     sleep until the next event or sm.poll_timeout(); then sm.handle_timeout(now)
-//!     drain outputs again
+//! 1. read the clock once: `now`. It never goes backwards from one call to the next (a
+//!    [`Hub`] takes an earlier `now` as the latest one it was given);
+//! 2. feed what happened: `handle_input(now, ..)` (and [`Hub::open`] for an accepted
+//!    upgrade), and `handle_timeout(now)` once `now` reaches `poll_timeout()`;
+//! 3. drain: call `poll_output()` until it returns `None`, and carry out each output. This
+//!    may feed more inputs (a finished write is `Sent`); drain again until `None`;
+//! 4. sleep until the sockets have news or until `poll_timeout()` (O(1); `None`: no timer).
+//!
+//! Drain outputs after every batch of mutations: frames for one connection are coalesced
+//! into one `Transmit` when the outputs are drained, not when they are queued.
+//!
+//! A whole node in a loop you own (the socket work, shown as stubs, is yours):
+//!
+//! ```no_run
+//! use std::time::Instant;
+//!
+//! use bytes::Bytes;
+//! use hub_core::shard::Input;
+//! use hub_core::{Config, ConnId, Hub, HubInput, HubOutput, NodeConfig, OpenParams};
+//!
+//! /// What the sockets did since the last turn.
+//! enum SocketEvent {
+//!     /// An upgrade request the gate accepted.
+//!     Upgrade(OpenParams),
+//!     /// A decoded frame as a shard input: `Message`, `Ping`, `Activity` (a pong), `Close`.
+//!     Frame(Input),
+//!     /// The frames of a `Transmit` are all written.
+//!     Written(ConnId),
+//!     /// The socket is gone (EOF, reset).
+//!     Gone(ConnId),
 //! }
-//! ```
+//! // Your I/O: epoll, mio, io_uring, a test harness.
+//! fn wait(_until: Option<Instant>) -> Vec<SocketEvent> { Vec::new() }
+//! fn write(_conn: ConnId, _frames: Vec<Bytes>, _close: bool) {}
+//! fn answer_upgrade(_accepted: Result<ConnId, hub_core::OpenError>) {}
+//! fn drop_socket(_conn: ConnId) {}
 //!
-//! Drain outputs after every mutation: frames for one connection are coalesced into one
-//! [`shard::Output::Transmit`] when the outputs are drained, not when they are queued.
+//! let config = Config::default();
+//! let router = NodeConfig::standalone(config.node_id.clone(), config.shard_count);
+//! let mut hub = Hub::new(config, router)?;
+//! for _turn in 0.. {
+//!     let events = wait(hub.poll_timeout());
+//!     let now = Instant::now();
+//!     if hub.poll_timeout().is_some_and(|at| at <= now) {
+//!         hub.handle_timeout(now);
+//!     }
+//!     for event in events {
+//!         match event {
+//!             // Write the 101 (or the refusal) now: the welcome frame comes out of
+//!             // poll_output below, behind it.
+//!             SocketEvent::Upgrade(params) => answer_upgrade(hub.open(now, params)),
+//!             SocketEvent::Frame(input) => hub.handle_input(now, HubInput::Conn(input)),
+//!             SocketEvent::Written(conn) => {
+//!                 hub.handle_input(now, HubInput::Conn(Input::Sent { conn }))
+//!             }
+//!             SocketEvent::Gone(conn) => {
+//!                 hub.handle_input(now, HubInput::Conn(Input::Closed { conn }))
+//!             }
+//!         }
+//!     }
+//!     while let Some(output) = hub.poll_output() {
+//!         match output {
+//!             HubOutput::Transmit { conn, frames, close } => write(conn, frames, close),
+//!             HubOutput::Abort { conn } => drop_socket(conn),
+//!             HubOutput::Event(_event) => {} // the application's callbacks
+//!             HubOutput::Delivered { .. }
+//!             | HubOutput::Online { .. }
+//!             | HubOutput::Disconnected { .. } => {} // answers to HubInput::Command
+//!             HubOutput::Cluster(_) => {} // a standalone hub has none
+//!         }
+//!     }
+//! }
+//! # Ok::<(), hub_core::ConfigError>(())
+//! ```
 //!
 //! What each output obliges the runtime to do:
 //! - `Transmit { conn, frames, close }`: write the frames in order (one vectored write if it
 //!   can), then feed `Sent { conn }`; with `close`, shut the socket after writing instead.
 //! - `Abort { conn }`: drop the socket without writing.
 //! - `Event(..)`: hand it to the application (callbacks), or ignore it.
-//! - `Report(..)`: feed it to the node router as `node::Input::Shard`.
-//! - Router `ToShard`: feed the input to that shard; `Reply`: answer the caller;
-//!   `ToPeer`: send to that node (feed `PeerFailed` if it cannot be sent);
+//! - [`Hub`] answers (`Delivered`, `Online`, `Disconnected`): answer the caller of the
+//!   command with that `req`.
+//! - `Cluster(..)`: `ToPeer`: send to that node (feed `PeerFailed` if it cannot be sent);
 //!   `Registry`/`Bus`: perform it (answer a `Lookup` with `RegistryAnswer`, `None` on error).
+//!
+//! ## Without the hub
+//!
+//! A runtime that runs each shard and the router on its own thread or task drives [`Shard`]
+//! and [`Node`] directly, with the same loop, and carries what the hub carries inside:
+//! - a shard's `Report(..)`: feed it to the router as `node::Input::Shard`;
+//! - the router's `ToShard`: feed the input to that shard; `Reply`: answer the caller;
+//!   `ToPeer`, `Registry`, `Bus`: as `Cluster(..)` above.
 //!
 //! ## Invariants
 //!
@@ -59,6 +133,7 @@
 pub mod config;
 pub mod frame;
 pub mod hash;
+pub mod hub;
 pub mod ids;
 pub mod node;
 pub mod protocol;
@@ -69,6 +144,7 @@ pub mod stats;
 pub mod timers;
 
 pub use config::{ClientProtocol, Config, ConfigError, OverflowPolicy};
+pub use hub::{ClusterOutput, Hub, HubInput, HubOutput};
 pub use ids::{shard_for, ClientId, ConnId, NodeId, RequestId, RoomName, ShardId, UserId};
 pub use node::{BusKind, ClusterMode, Node, NodeConfig};
 pub use shard::{Event, OpenError, OpenParams, Shard, Target};

@@ -2,30 +2,31 @@
 //!
 //! This crate exists to show that the sans-IO core (`hub-core`) needs no async runtime: no
 //! tokio, no futures, no tasks, no channels. It is one thread running one hand-written event
-//! loop over non-blocking sockets and [`mio`] (epoll on Linux), around one [`Shard`] and one
-//! standalone [`Node`] router. It serves real WebSocket clients with Hubbub's JSON protocol
-//! (`GET /ws`, `GET /ws/{room}`), answers `GET /healthz`, and refuses everything else with the
-//! status `hub_serve::Gate` picks, or 404. There is no producer API, `/stats` or demo page.
+//! loop over non-blocking sockets and [`mio`] (epoll on Linux), around one [`Hub`] (the
+//! core's shard and standalone router wired together). It serves real WebSocket clients with
+//! Hubbub's JSON protocol (`GET /ws`, `GET /ws/{room}`), answers `GET /healthz`, and refuses
+//! everything else with the status `hub_serve::Gate` picks, or 404. There is no producer API,
+//! `/stats` or demo page.
 //!
 //! ## The loop
 //!
 //! ```text
 //! loop {
-//!     wait for socket events, or until the earliest of shard.poll_timeout(),
-//!         node.poll_timeout() and the connections' handshake/linger deadlines;
+//!     wait for socket events, or until the earliest of hub.poll_timeout() and the
+//!         connections' handshake/linger deadlines;
 //!     now = Instant::now()                   // the loop reads the clock, the core never does
-//!     fire what is due: shard.handle_timeout(now), node.handle_timeout(now), deadlines
+//!     fire what is due: hub.handle_timeout(now), deadlines
 //!     for each event:
 //!         listener readable   → accept every pending connection
 //!         connection writable → write its backlog (vectored); when a Transmit is fully
 //!                               written, feed Input::Sent (or shut the socket if it closed)
 //!         connection readable → read into the one shared 64 KiB buffer, then
 //!             reading the head → parse it, Gate::decide: an upgrade writes the 101 answer
-//!                                and calls shard.open; /healthz gets 200; the rest 404
+//!                                and calls hub.open; /healthz gets 200; the rest 404
 //!             WebSocket        → FrameDecoder → Input::{Message, Ping, Activity, Close}
 //!             EOF or error     → Input::Closed
-//!         drain: shard.poll_output() (Transmit → backlog, Abort → drop the socket,
-//!                Report → node) and node.poll_output() (ToShard → shard) until both are empty
+//!         drain: hub.poll_output() until it is empty (Transmit → backlog, Abort → drop
+//!                the socket)
 //! }
 //! ```
 //!
@@ -41,7 +42,7 @@
 //! ## Stopping
 //!
 //! [`Stopper::stop`] (or the flag given to [`serve`]) makes the loop close the listener, feed
-//! `Shutdown` to the shard (every client gets close code 1001 after its queued frames), and
+//! `Shutdown` to the hub (every client gets close code 1001 after its queued frames), and
 //! return once every socket is closed or `Settings::shutdown_timeout` has passed.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -52,9 +53,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes};
-use hub_core::node::{self, Node};
-use hub_core::shard::{Input, OpenError, OpenParams, Output, Shard};
-use hub_core::{ConnId, ShardId};
+use hub_core::shard::{Input, OpenError, OpenParams};
+use hub_core::{ConnId, Hub, HubInput, HubOutput};
 use hub_edge::api::ApiError;
 use hub_serve::{Decision, Gate, IpLimiter, Settings};
 use hub_wire::http::{parse_request, upgrade_response, Parsed, Response};
@@ -84,7 +84,7 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 enum Phase {
     /// Reading the HTTP request head (the bytes so far).
     Head(Vec<u8>),
-    /// An upgraded WebSocket, open on the shard.
+    /// An upgraded WebSocket, open on the hub.
     Ws { id: ConnId, decoder: FrameDecoder },
     /// The last bytes are written or being written; what the client sends is discarded. With
     /// a decoder: a close frame went out, and the client's answering close frame ends it.
@@ -95,7 +95,7 @@ enum Phase {
 enum After {
     /// Nothing (the upgrade answer, or nothing pending).
     Nothing,
-    /// Feed `Input::Sent`: a shard `Transmit` is done.
+    /// Feed `Input::Sent`: a hub `Transmit` is done.
     Sent(ConnId),
     /// Shut the write side and linger: a close frame or an HTTP answer is done.
     Shutdown,
@@ -144,7 +144,7 @@ pub fn serve(
     server.run()
 }
 
-/// A node's whole state: the core's two state machines, the sockets and the timers.
+/// A node's whole state: the core's hub, the sockets and the timers.
 pub struct Server {
     poll: Poll,
     waker: Arc<Waker>,
@@ -156,8 +156,7 @@ pub struct Server {
     settings: Settings,
     gate: Gate,
     limiter: IpLimiter,
-    shard: Shard,
-    node: Node,
+    hub: Hub,
     conns: Slab<Conn>,
     /// The connection token of each open WebSocket.
     tokens: HashMap<ConnId, usize>,
@@ -207,9 +206,8 @@ impl Server {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
-        let shard = Shard::new(ShardId(0), settings.core_config(seed))
+        let hub = Hub::new(settings.core_config(seed), settings.node_config())
             .map_err(|e| invalid(e.to_string()))?;
-        let node = Node::new(settings.node_config());
         let poll = Poll::new()?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
@@ -225,8 +223,7 @@ impl Server {
             gate: Gate::new(&settings),
             limiter: IpLimiter::new(settings.max_connections_per_ip),
             settings,
-            shard,
-            node,
+            hub,
             conns: Slab::new(),
             tokens: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -302,8 +299,7 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let next = [
-            self.shard.poll_timeout(),
-            self.node.poll_timeout(),
+            self.hub.poll_timeout(),
             self.deadlines.first().map(|&(at, _)| at),
             self.stop_deadline,
         ]
@@ -319,11 +315,8 @@ impl Server {
 
     /// Fires the core's timers and the connection deadlines that are due.
     fn fire_timers(&mut self, now: Instant) {
-        if self.shard.poll_timeout().is_some_and(|at| at <= now) {
-            self.shard.handle_timeout(now);
-        }
-        if self.node.poll_timeout().is_some_and(|at| at <= now) {
-            self.node.handle_timeout(now);
+        if self.hub.poll_timeout().is_some_and(|at| at <= now) {
+            self.hub.handle_timeout(now);
         }
         while let Some(&(at, token)) = self.deadlines.first() {
             if at > now {
@@ -334,7 +327,7 @@ impl Server {
         }
     }
 
-    /// Closes the listener and connections still in their handshake, and tells the shard.
+    /// Closes the listener and connections still in their handshake, and tells the hub.
     fn begin_stop(&mut self, now: Instant) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -348,7 +341,7 @@ impl Server {
         for token in heads {
             self.close(token, now);
         }
-        self.shard.handle_input(now, Input::Shutdown);
+        self.hub.handle_input(now, HubInput::Shutdown);
         self.stop_deadline = Some(now + self.settings.shutdown_timeout);
         self.drain(now);
     }
@@ -486,7 +479,7 @@ impl Server {
         self.flush(token, now);
     }
 
-    /// Opens the connection on the shard, answers 101 and decodes what followed the head.
+    /// Opens the connection on the hub, answers 101 and decodes what followed the head.
     fn upgrade(
         &mut self,
         token: usize,
@@ -504,7 +497,7 @@ impl Server {
         }
         conn.counted = true;
         params.peer = Some(conn.peer);
-        let id = match self.shard.open(now, params) {
+        let id = match self.hub.open(now, params) {
             Ok(id) => id,
             Err(e) => {
                 let status = if e == OpenError::ShuttingDown {
@@ -515,7 +508,7 @@ impl Server {
                 return self.respond(token, now, error(status, &e.to_string()));
             }
         };
-        // Written before anything the shard transmits: that only comes when outputs are drained.
+        // Written before anything the hub transmits: that only comes when outputs are drained.
         conn.backlog.push_back(Bytes::from(upgrade_response(key)));
         let mut decoder = FrameDecoder::new(self.settings.max_message_size);
         let result = decoder.decode(leftover, &mut self.decoded);
@@ -526,7 +519,7 @@ impl Server {
         self.flush(token, now);
     }
 
-    /// Feeds decoded client frames (and a protocol error, if any) to the shard.
+    /// Feeds decoded client frames (and a protocol error, if any) to the hub.
     fn forward(&mut self, id: ConnId, result: Result<(), WsError>, now: Instant) {
         for message in self.decoded.drain(..) {
             let binary = matches!(message, Decoded::Binary(_));
@@ -545,7 +538,7 @@ impl Server {
                     reason: String::new(),
                 },
             };
-            self.shard.handle_input(now, input);
+            self.hub.handle_input(now, HubInput::Conn(input));
         }
         if let Err(e) = result {
             let reason = e.reason.to_owned();
@@ -554,7 +547,7 @@ impl Server {
                 code: e.code,
                 reason,
             };
-            self.shard.handle_input(now, close);
+            self.hub.handle_input(now, HubInput::Conn(close));
         }
     }
 
@@ -567,7 +560,10 @@ impl Server {
             if conn.backlog.is_empty() {
                 match std::mem::replace(&mut conn.after, After::Nothing) {
                     After::Nothing => {}
-                    After::Sent(id) => self.shard.handle_input(now, Input::Sent { conn: id }),
+                    After::Sent(id) => {
+                        let sent = Input::Sent { conn: id };
+                        self.hub.handle_input(now, HubInput::Conn(sent));
+                    }
                     After::Shutdown => {
                         let _ = conn.stream.shutdown(Shutdown::Write);
                         let phase = std::mem::replace(&mut conn.phase, Phase::Closing(None));
@@ -606,7 +602,7 @@ impl Server {
         }
     }
 
-    /// Drops a connection's socket; the shard learns it is gone.
+    /// Drops a connection's socket; the hub learns it is gone.
     fn close(&mut self, token: usize, now: Instant) {
         let Some(mut conn) = self.conns.try_remove(token) else {
             return;
@@ -622,63 +618,46 @@ impl Server {
             if self.tokens.get(&id) == Some(&token) {
                 self.tokens.remove(&id);
             }
-            // Ignored by the shard if it already forgot the connection.
-            self.shard.handle_input(now, Input::Closed { conn: id });
+            // Ignored by the hub if it already forgot the connection.
+            self.hub
+                .handle_input(now, HubInput::Conn(Input::Closed { conn: id }));
         }
     }
 
-    /// Carries out the shard's and the router's outputs until neither has any.
+    /// Carries out the hub's outputs until it has none.
     fn drain(&mut self, now: Instant) {
-        loop {
-            let mut idle = true;
-            while let Some(output) = self.shard.poll_output() {
-                idle = false;
-                match output {
-                    Output::Transmit {
-                        conn,
-                        frames,
-                        close,
-                    } => self.transmit(conn, frames, close, now),
-                    Output::Abort { conn } => {
-                        if let Some(token) = self.tokens.remove(&conn) {
-                            self.close(token, now);
-                        }
-                    }
-                    Output::Event(_) => {}
-                    Output::Report(report) => {
-                        let shard = self.shard.id();
-                        let input = node::Input::Shard { shard, report };
-                        self.node.handle_input(now, input);
+        while let Some(output) = self.hub.poll_output() {
+            match output {
+                HubOutput::Transmit {
+                    conn,
+                    frames,
+                    close,
+                } => self.transmit(conn, frames, close, now),
+                HubOutput::Abort { conn } => {
+                    if let Some(token) = self.tokens.remove(&conn) {
+                        self.close(token, now);
                     }
                 }
-            }
-            while let Some(output) = self.node.poll_output() {
-                idle = false;
-                match output {
-                    node::Output::ToShard { input, .. } => self.shard.handle_input(now, input),
-                    // A standalone router with no API callers emits none of these.
-                    node::Output::Reply { .. }
-                    | node::Output::ToPeer { .. }
-                    | node::Output::Registry(_)
-                    | node::Output::Bus(_) => {}
-                }
-            }
-            if idle {
-                return;
+                // A standalone hub with no API callers emits no answers or cluster outputs.
+                HubOutput::Event(_)
+                | HubOutput::Delivered { .. }
+                | HubOutput::Online { .. }
+                | HubOutput::Disconnected { .. }
+                | HubOutput::Cluster(_) => {}
             }
         }
     }
 
-    /// Queues a shard `Transmit` behind the connection's backlog and starts writing it.
+    /// Queues a hub `Transmit` behind the connection's backlog and starts writing it.
     fn transmit(&mut self, id: ConnId, frames: Vec<Bytes>, close: bool, now: Instant) {
-        // No token: the socket is gone and the shard was told (`Closed`).
+        // No token: the socket is gone and the hub was told (`Closed`).
         let Some(&token) = self.tokens.get(&id) else {
             return;
         };
         if close {
-            // The shard has forgotten the connection: the deadline is ours to keep.
+            // The hub has forgotten the connection: the deadline is ours to keep.
             self.tokens.remove(&id);
-            let flush_by = now + self.shard.config().drain_timeout;
+            let flush_by = now + self.hub.config().drain_timeout;
             self.set_deadline(token, Some(flush_by));
         }
         let Some(conn) = self.conns.get_mut(token) else {

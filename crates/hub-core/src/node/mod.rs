@@ -561,15 +561,37 @@ impl Node {
             }
         }
         shards.retain(|s| Some(*s) != skip && *s < self.config.shard_count);
+        if matches!((&origin, &stage), (Origin::Nobody, Stage::Count)) {
+            // Fire and forget: nobody reads the counts, so no request is recorded and no
+            // shard or peer is asked to answer.
+            self.fan_out(&target, &frame, shards, peers, None);
+            return;
+        }
         let waiting = (shards.len() + peers.len()) as u32;
         let id = self.start(now, origin, stage, waiting, !peers.is_empty());
+        self.fan_out(&target, &frame, shards, peers, Some(id));
+        if waiting == 0 {
+            self.advance(now, id);
+        }
+    }
+
+    /// Sends `frame` for `target` to `shards` and `peers`, asking for answers to request `id`
+    /// when there is one.
+    fn fan_out(
+        &mut self,
+        target: &Target,
+        frame: &Bytes,
+        shards: Vec<u16>,
+        peers: Vec<NodeId>,
+        id: Option<u64>,
+    ) {
         for shard in shards {
             self.send_shard(
                 shard,
                 ShardInput::Deliver {
                     target: target.clone(),
                     frame: frame.clone(),
-                    req: Some(RequestId(id)),
+                    req: id.map(RequestId),
                 },
             );
         }
@@ -577,16 +599,13 @@ impl Node {
             self.send_peer(
                 node,
                 PeerMessage::Request {
-                    id: Some(id),
+                    id,
                     op: RemoteOp::Deliver {
                         target: target.clone(),
                         frame: frame.clone(),
                     },
                 },
             );
-        }
-        if waiting == 0 {
-            self.advance(now, id);
         }
     }
 

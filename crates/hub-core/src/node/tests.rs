@@ -608,3 +608,87 @@ fn a_reappearing_peer_is_asked_for_its_rooms() {
     );
     assert!(drain(&mut n).is_empty());
 }
+
+#[test]
+fn a_client_publish_and_a_bus_frame_record_no_request_and_ask_no_answer() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 3);
+    n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
+    n.handle_input(
+        now,
+        Input::Peer {
+            from: "b".into(),
+            message: PeerMessage::Interest {
+                room: "r".into(),
+                active: true,
+            },
+        },
+    );
+    for s in 0..3 {
+        let report = Report::RoomActive("r".into());
+        n.handle_input(
+            now,
+            Input::Shard {
+                shard: ShardId(s),
+                report,
+            },
+        );
+    }
+    drain(&mut n);
+    let route = Report::Route {
+        target: Target::Room("r".into()),
+        frame: frame(),
+    };
+    n.handle_input(
+        now,
+        Input::Shard {
+            shard: ShardId(1),
+            report: route,
+        },
+    );
+    let outputs = drain(&mut n);
+    assert_eq!(n.pending_requests(), 0);
+    assert_eq!(
+        n.poll_timeout(),
+        None,
+        "no deadline for an answer nobody waits for"
+    );
+    let mut shards = Vec::new();
+    for out in &outputs {
+        match out {
+            Output::ToShard {
+                shard,
+                input: ShardInput::Deliver { req, .. },
+            } => {
+                assert_eq!(*req, None);
+                shards.push(shard.0);
+            }
+            Output::ToPeer {
+                message: PeerMessage::Request { id, .. },
+                ..
+            } => assert_eq!(*id, None),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(shards, vec![0, 2]);
+    assert_eq!(outputs.len(), 3, "two shards and the interested peer");
+    // A room frame from another node's bus publish is fire and forget as well.
+    n.handle_input(
+        now,
+        Input::Bus {
+            origin: "b".into(),
+            room: Some("r".into()),
+            frame: frame(),
+        },
+    );
+    let outputs = drain(&mut n);
+    assert_eq!(outputs.len(), 3);
+    assert!(outputs.iter().all(|o| matches!(
+        o,
+        Output::ToShard {
+            input: ShardInput::Deliver { req: None, .. },
+            ..
+        }
+    )));
+    assert_eq!(n.pending_requests(), 0);
+}
