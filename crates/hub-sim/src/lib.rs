@@ -2,8 +2,8 @@
 //!
 //! Runs whole clusters of the sans-IO core in one thread, in virtual time:
 //!
-//! - a [`SimNode`] is one [`hub_core::Node`] router and its [`hub_core::Shard`]s, wired
-//!   in-process (reports to the router, `ToShard` inputs to the shard, at the same instant);
+//! - a [`SimNode`] is one [`hub_core::Hub`]: a router and its shards, wired in-process by
+//!   the core (reports to the router, `ToShard` inputs to the shard, at the same instant);
 //! - a [`SimClient`] records the JSON messages its connection receives, answers pings, and
 //!   acknowledges writes unless marked slow;
 //! - a [`Sim`] holds several nodes, a virtual clock ([`Sim::advance`] fires every due

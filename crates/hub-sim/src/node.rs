@@ -1,36 +1,31 @@
-//! One simulated node: a [`Node`] router and its [`Shard`]s wired together in-process.
+//! One simulated node: a [`Hub`] (router and shards wired in-process) and its clients.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use hub_core::node::{
-    BusCommand, Input as NodeInput, Output as NodeOutput, PeerMessage, RegistryCommand, Reply,
-};
-use hub_core::shard::{Input as ShardInput, Output as ShardOutput};
-use hub_core::{ConnId, Node, NodeId, RequestId, Shard, ShardId};
+use hub_core::shard::Input as ShardInput;
+use hub_core::{ClusterOutput, ConnId, Hub, HubInput, HubOutput, Node, NodeId, RequestId, Shard};
 
 use crate::client::SimClient;
 
-/// What a node asks of the outside world, for the [`Sim`](crate::Sim) to carry out.
-#[derive(Debug, Clone)]
-pub(crate) enum External {
-    Peer(NodeId, PeerMessage),
-    Registry(RegistryCommand),
-    Bus(BusCommand),
+/// The answers a node gave to commands, by request and by kind.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    pub(crate) delivered: BTreeMap<RequestId, u64>,
+    pub(crate) online: BTreeMap<RequestId, Option<NodeId>>,
+    pub(crate) disconnected: BTreeMap<RequestId, bool>,
 }
 
-/// A router and its shards. Reports go straight to the router and `ToShard` inputs straight
-/// to the shard, at the same instant: in-process wiring has no delay.
+/// A node's hub. Reports go straight to the router and `ToShard` inputs straight to the
+/// shard, at the same instant: in-process wiring has no delay.
 #[derive(Debug)]
 pub struct SimNode {
     pub(crate) id: NodeId,
-    pub(crate) router: Node,
-    pub(crate) shards: Vec<Shard>,
+    pub(crate) hub: Hub,
     /// Open connections and the client each belongs to.
     pub(crate) conns: BTreeMap<ConnId, usize>,
-    pub(crate) replies: BTreeMap<RequestId, Reply>,
+    pub(crate) answers: Answers,
     pub(crate) alive: bool,
-    pub(crate) next_shard: usize,
 }
 
 impl SimNode {
@@ -39,14 +34,19 @@ impl SimNode {
         &self.id
     }
 
+    /// The hub: the node's router and shards.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     /// The router.
     pub fn router(&self) -> &Node {
-        &self.router
+        self.hub.router()
     }
 
     /// The shards.
     pub fn shards(&self) -> &[Shard] {
-        &self.shards
+        self.hub.shards()
     }
 
     /// Whether the node is running (not crashed).
@@ -56,115 +56,78 @@ impl SimNode {
 
     /// Open connections over all shards.
     pub fn connection_count(&self) -> usize {
-        self.shards.iter().map(Shard::connection_count).sum()
+        self.hub.connection_count()
     }
 
-    /// The earliest deadline of the router and the shards.
+    /// The hub's next deadline.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let shards = self.shards.iter().filter_map(Shard::poll_timeout);
-        shards.chain(self.router.poll_timeout()).min()
+        self.hub.poll_timeout()
     }
 
     /// Fires every timer due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if self.router.poll_timeout().is_some_and(|t| t <= now) {
-            self.router.handle_timeout(now);
-        }
-        for shard in &mut self.shards {
-            if shard.poll_timeout().is_some_and(|t| t <= now) {
-                shard.handle_timeout(now);
-            }
+        if self.hub.poll_timeout().is_some_and(|at| at <= now) {
+            self.hub.handle_timeout(now);
         }
     }
 
-    /// Feeds the router one input.
-    pub(crate) fn router_input(&mut self, now: Instant, input: NodeInput) {
-        self.router.handle_input(now, input);
+    /// Feeds the hub one input.
+    pub(crate) fn input(&mut self, now: Instant, input: HubInput) {
+        self.hub.handle_input(now, input);
     }
 
-    /// Feeds a shard one input.
-    pub(crate) fn shard_input(&mut self, now: Instant, shard: ShardId, input: ShardInput) {
-        if let Some(s) = self.shards.get_mut(usize::from(shard.0)) {
-            s.handle_input(now, input);
-        }
-    }
-
-    /// Drains every output of the shards and the router until all are quiet; what must
-    /// leave the node goes to `out`.
+    /// Drains the hub's outputs: transmits reach the clients (who acknowledge them unless
+    /// slow, and answer pings), answers are kept, and what must leave the node goes to `out`.
     pub(crate) fn pump(
         &mut self,
         now: Instant,
         clients: &mut [SimClient],
-        out: &mut Vec<External>,
+        out: &mut Vec<ClusterOutput>,
     ) {
-        loop {
-            let mut busy = false;
-            for s in 0..self.shards.len() {
-                while let Some(output) = self.shards[s].poll_output() {
-                    busy = true;
-                    self.shard_output(now, s, output, clients);
-                }
-            }
-            while let Some(output) = self.router.poll_output() {
-                busy = true;
-                match output {
-                    NodeOutput::ToShard { shard, input } => self.shard_input(now, shard, input),
-                    NodeOutput::Reply { req, reply } => {
-                        self.replies.insert(req, reply);
+        while let Some(output) = self.hub.poll_output() {
+            match output {
+                HubOutput::Transmit {
+                    conn,
+                    frames,
+                    close,
+                } => {
+                    let Some(client) = self.conns.get(&conn).and_then(|k| clients.get_mut(*k))
+                    else {
+                        continue;
+                    };
+                    let pinged = client.read(&frames);
+                    if close {
+                        client.gone();
+                        self.conns.remove(&conn);
+                        continue;
                     }
-                    NodeOutput::ToPeer { node, message } => out.push(External::Peer(node, message)),
-                    NodeOutput::Registry(command) => out.push(External::Registry(command)),
-                    NodeOutput::Bus(command) => out.push(External::Bus(command)),
+                    if client.slow {
+                        client.unacked = true;
+                        continue;
+                    }
+                    self.input(now, HubInput::Conn(ShardInput::Sent { conn }));
+                    if pinged {
+                        // The client's pong: any traffic proves it alive.
+                        self.input(now, HubInput::Conn(ShardInput::Activity { conn }));
+                    }
                 }
-            }
-            if !busy {
-                return;
-            }
-        }
-    }
-
-    fn shard_output(
-        &mut self,
-        now: Instant,
-        s: usize,
-        output: ShardOutput,
-        clients: &mut [SimClient],
-    ) {
-        let shard = ShardId(s as u16);
-        match output {
-            ShardOutput::Transmit {
-                conn,
-                frames,
-                close,
-            } => {
-                let Some(client) = self.conns.get(&conn).and_then(|k| clients.get_mut(*k)) else {
-                    return;
-                };
-                let pinged = client.read(&frames);
-                if close {
-                    client.gone();
-                    self.conns.remove(&conn);
-                    return;
+                HubOutput::Abort { conn } => {
+                    if let Some(client) = self.conns.remove(&conn).and_then(|k| clients.get_mut(k))
+                    {
+                        client.gone();
+                    }
                 }
-                let slow = client.slow;
-                if slow {
-                    client.unacked = true;
-                } else {
-                    self.shard_input(now, shard, ShardInput::Sent { conn });
+                HubOutput::Event(_) => {}
+                HubOutput::Delivered { req, count } => {
+                    self.answers.delivered.insert(req, count);
                 }
-                if pinged && !slow {
-                    // The client's pong: any traffic proves it alive.
-                    self.shard_input(now, shard, ShardInput::Activity { conn });
+                HubOutput::Online { req, node } => {
+                    self.answers.online.insert(req, node);
                 }
-            }
-            ShardOutput::Abort { conn } => {
-                if let Some(client) = self.conns.remove(&conn).and_then(|k| clients.get_mut(k)) {
-                    client.gone();
+                HubOutput::Disconnected { req, closed } => {
+                    self.answers.disconnected.insert(req, closed);
                 }
-            }
-            ShardOutput::Event(_) => {}
-            ShardOutput::Report(report) => {
-                self.router_input(now, NodeInput::Shard { shard, report });
+                HubOutput::Cluster(output) => out.push(output),
             }
         }
     }

@@ -5,16 +5,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hub_core::node::{
-    BusCommand, ClusterEvent, Command, Input as NodeInput, PeerMessage, RegistryCommand, Reply,
+    BusCommand, ClusterEvent, Command, Input as NodeInput, PeerMessage, RegistryCommand,
 };
 use hub_core::shard::Input as ShardInput;
 use hub_core::{
-    protocol, shard_for, BusKind, ClientId, ClusterMode, Config, Node, NodeConfig, NodeId,
-    OpenError, OpenParams, RequestId, RoomName, Shard, ShardId, Target,
+    protocol, BusKind, ClientId, ClusterMode, ClusterOutput, Config, Hub, HubInput, NodeConfig,
+    NodeId, OpenError, OpenParams, RequestId, RoomName, Target,
 };
 
 use crate::client::{ClientKey, SimClient};
-use crate::node::{External, SimNode};
+use crate::node::{Answers, SimNode};
 use crate::rng::SimRng;
 
 /// How a simulated cluster is built.
@@ -157,22 +157,17 @@ impl Sim {
                 seed: config.seed ^ ((n as u64) << 32),
                 ..config.shard.clone()
             };
-            let shards = (0..config.shards)
-                .map(|s| Shard::new(ShardId(s), shard_config.clone()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let router = Node::new(NodeConfig {
+            let router = NodeConfig {
                 mode,
                 remote_timeout: config.remote_timeout,
                 ..NodeConfig::standalone(id.clone(), config.shards)
-            });
+            };
             nodes.push(SimNode {
                 id,
-                router,
-                shards,
+                hub: Hub::new(shard_config, router)?,
                 conns: BTreeMap::new(),
-                replies: BTreeMap::new(),
+                answers: Answers::default(),
                 alive: true,
-                next_shard: 0,
             });
         }
         let mut sim = Self {
@@ -195,7 +190,7 @@ impl Sim {
                 for m in 0..sim.nodes.len() {
                     if n != m {
                         let up = ClusterEvent::NodeUp(sim.nodes[m].id.clone());
-                        sim.router_input(n, NodeInput::Cluster(up));
+                        sim.cluster_input(n, NodeInput::Cluster(up));
                     }
                 }
             }
@@ -220,9 +215,19 @@ impl Sim {
         &self.clients[key.0]
     }
 
-    /// The answer to request `req` made on node `n`, once it came.
-    pub fn reply(&self, n: usize, req: RequestId) -> Option<&Reply> {
-        self.nodes[n].replies.get(&req)
+    /// The answer to a `Deliver`, `Join` or `Leave` request made on node `n`, once it came.
+    pub fn delivered(&self, n: usize, req: RequestId) -> Option<u64> {
+        self.nodes[n].answers.delivered.get(&req).copied()
+    }
+
+    /// The answer to an `Online` request made on node `n`, once it came.
+    pub fn online_answer(&self, n: usize, req: RequestId) -> Option<Option<NodeId>> {
+        self.nodes[n].answers.online.get(&req).cloned()
+    }
+
+    /// The answer to a `Disconnect` request made on node `n`, once it came.
+    pub fn disconnected(&self, n: usize, req: RequestId) -> Option<bool> {
+        self.nodes[n].answers.disconnected.get(&req).copied()
     }
 
     /// Messages in flight between nodes, the registry and the bus.
@@ -248,17 +253,11 @@ impl Sim {
         if !node.alive {
             return Err(OpenError::ShuttingDown);
         }
-        let count = node.shards.len();
-        let shard = match &params.client {
-            Some(c) => usize::from(shard_for(c.as_str(), count as u16).0),
-            None => {
-                node.next_shard = (node.next_shard + 1) % count;
-                node.next_shard
-            }
-        };
-        let conn = node.shards[shard].open(self.now, params)?;
-        let id = node.shards[shard]
-            .connection(conn)
+        let conn = node.hub.open(self.now, params)?;
+        let id = node
+            .hub
+            .shard(conn.shard)
+            .and_then(|shard| shard.connection(conn))
             .map(|info| info.client)
             .unwrap_or_else(|| ClientId::from(""));
         let key = ClientKey(self.clients.len());
@@ -304,26 +303,32 @@ impl Sim {
         if !self.nodes[n].alive {
             return;
         }
-        self.nodes[n].shard_input(self.now, conn.shard, input(conn));
+        self.nodes[n].input(self.now, HubInput::Conn(input(conn)));
         self.pump(n);
     }
 
     // ----- the producer API -----
 
-    /// Sends a command to node `n`'s router; the answer comes later (see [`Sim::reply`]).
+    /// Sends a command to node `n`'s router; the answer comes later (see [`Sim::delivered`],
+    /// [`Sim::online_answer`] and [`Sim::disconnected`]).
     pub fn command(&mut self, n: usize, command: Command) -> RequestId {
         self.next_req += 1;
         let req = RequestId(self.next_req);
-        self.router_input(n, NodeInput::Command { req, command });
+        self.input(n, HubInput::Command { req, command });
         req
     }
 
-    /// Sends a command and runs the clock until it is answered (or far past any deadline).
-    pub fn call(&mut self, n: usize, command: Command) -> Option<Reply> {
+    /// Sends a command and runs the clock until `answer` has it (or far past any deadline).
+    fn call<T>(
+        &mut self,
+        n: usize,
+        command: Command,
+        answer: impl Fn(&Sim, usize, RequestId) -> Option<T>,
+    ) -> Option<T> {
         let req = self.command(n, command);
         let limit = self.config.remote_timeout * 2 + self.config.max_delay * 8;
-        self.run_until(limit, |sim| sim.reply(n, req).is_some());
-        self.reply(n, req).cloned()
+        self.run_until(limit, |sim| answer(sim, n, req).is_some());
+        answer(self, n, req)
     }
 
     /// `{"type":"message","data":data}` to `target`, through node `n`; the delivered count.
@@ -333,19 +338,19 @@ impl Sim {
             _ => None,
         };
         let frame = protocol::message(room, None, data);
-        match self.call(n, Command::Deliver { target, frame })? {
-            Reply::Delivered(count) => Some(count),
-            _ => None,
-        }
+        self.call(n, Command::Deliver { target, frame }, Sim::delivered)
     }
 
     /// Where node `n` says `client` is connected (`None` inside: offline).
     pub fn online(&mut self, n: usize, client: &str) -> Option<Option<NodeId>> {
         let client = ClientId::from(client);
-        match self.call(n, Command::Online { client })? {
-            Reply::Online(node) => Some(node),
-            _ => None,
-        }
+        self.call(n, Command::Online { client }, Sim::online_answer)
+    }
+
+    /// Closes `client` wherever it is, through node `n`; whether a connection was closed.
+    pub fn disconnect(&mut self, n: usize, client: &str) -> Option<bool> {
+        let client = ClientId::from(client);
+        self.call(n, Command::Disconnect { client }, Sim::disconnected)
     }
 
     // ----- faults -----
@@ -479,16 +484,20 @@ impl Sim {
             Pending::Registry { req, node, .. } => NodeInput::RegistryAnswer { req, node },
             Pending::NodeDown { down, .. } => NodeInput::Cluster(ClusterEvent::NodeDown(down)),
         };
-        self.router_input(to, input);
+        self.cluster_input(to, input);
     }
 
     // ----- wiring -----
 
-    fn router_input(&mut self, n: usize, input: NodeInput) {
+    fn cluster_input(&mut self, n: usize, input: NodeInput) {
+        self.input(n, HubInput::Cluster(input));
+    }
+
+    fn input(&mut self, n: usize, input: HubInput) {
         if !self.nodes[n].alive {
             return;
         }
-        self.nodes[n].router_input(self.now, input);
+        self.nodes[n].input(self.now, input);
         self.pump(n);
     }
 
@@ -496,11 +505,11 @@ impl Sim {
     fn pump(&mut self, n: usize) {
         let mut out = Vec::new();
         self.nodes[n].pump(self.now, &mut self.clients, &mut out);
-        for external in out {
-            match external {
-                External::Peer(node, message) => self.send_peer(n, &node, message),
-                External::Registry(command) => self.registry(n, command),
-                External::Bus(command) => self.bus(n, command),
+        for output in out {
+            match output {
+                ClusterOutput::ToPeer { node, message } => self.send_peer(n, &node, message),
+                ClusterOutput::Registry(command) => self.registry(n, command),
+                ClusterOutput::Bus(command) => self.bus(n, command),
             }
         }
     }

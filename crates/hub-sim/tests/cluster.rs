@@ -176,6 +176,20 @@ fn online_true_and_false(bus: BusKind) {
     assert_eq!(c.sim.online(0, "a2-4"), Some(None), "offline once gone");
 }
 
+fn disconnect_closes_a_client_on_another_node_with_4003(bus: BusKind) {
+    let mut c = Cluster::new(bus);
+    let target = c.clients[2][4];
+    assert_eq!(c.sim.disconnect(0, "a2-4"), Some(true));
+    c.sim.settle();
+    assert_eq!(c.sim.client(target).close_code(), Some(4003));
+    assert_eq!(c.sim.online(1, "a2-4"), Some(None));
+    assert_eq!(
+        c.sim.disconnect(1, "a2-4"),
+        Some(false),
+        "nothing left to close"
+    );
+}
+
 fn crashed_node_reads_offline_after_lease_ttl(bus: BusKind) {
     let mut c = Cluster::new(bus);
     c.sim.crash(2);
@@ -261,6 +275,16 @@ fn grpc_online_true_and_false() {
 #[test]
 fn redis_online_true_and_false() {
     online_true_and_false(BusKind::Redis);
+}
+
+#[test]
+fn grpc_disconnect_closes_a_client_on_another_node_with_4003() {
+    disconnect_closes_a_client_on_another_node_with_4003(BusKind::Grpc);
+}
+
+#[test]
+fn redis_disconnect_closes_a_client_on_another_node_with_4003() {
+    disconnect_closes_a_client_on_another_node_with_4003(BusKind::Redis);
 }
 
 #[test]
