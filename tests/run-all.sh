@@ -42,5 +42,8 @@ HUBBUB_TEST_RUNTIME=tokio cargo test --workspace
 echo "== integration suite again: single nodes on smol, clusters mixing smol and tokio nodes"
 HUBBUB_TEST_RUNTIME=mixed cargo test -p hubbub-tests
 
+echo "== the JavaScript client (/hubbub.js) from Node, against the real binary"
+bash tests/jsclient/run.sh
+
 echo "== the demo page in a real browser (Debian's chromium, installed when missing)"
 bash tests/browser/run.sh

@@ -179,6 +179,10 @@ async fn stats_metrics_and_demo_page() {
     let page = http(node.addr, "GET", "/", None, &[]).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<html") && page.body.contains("/ws"));
+    assert!(page.body.contains(r#"from "/hubbub.js""#));
+    let script = http(node.addr, "GET", "/hubbub.js", None, &[]).await;
+    assert_eq!(script.status, 200);
+    assert!(script.body.contains("export function connect("));
     assert_eq!(
         http(node.addr, "GET", "/nothing-here", None, &[])
             .await

@@ -19,12 +19,14 @@
 //! - [`stats`]: gather a [`stats::NodeSnapshot`] from the shards and the router and render
 //!   `/stats`, `/metrics` and `/healthz`.
 //! - [`demo`]: the page served at `/`.
+//! - [`script`]: the JavaScript client served at `/hubbub.js`, which the demo page uses.
 
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;
 pub mod demo;
+pub mod script;
 pub mod stats;
 pub mod units;
 

@@ -91,6 +91,11 @@ async fn serve_requests<R: Runtime, C: Conn>(
                 metrics_text(&hub.snapshot().await),
             ),
             Decision::Demo => Response::html(200, hub_edge::demo::DEMO_PAGE),
+            Decision::Script => {
+                use hub_edge::script::{SCRIPT, SCRIPT_CACHE_CONTROL, SCRIPT_CONTENT_TYPE};
+                Response::new(200, SCRIPT_CONTENT_TYPE, SCRIPT)
+                    .with_header("Cache-Control", SCRIPT_CACHE_CONTROL)
+            }
             Decision::Api => match read_body(&rt, &stream, &mut buf, &head).await {
                 Ok(body) => match hub.inner.gate.api_request(&head, &body) {
                     Ok(request) => match hub.command(hub_serve::api::command(&request)).await {

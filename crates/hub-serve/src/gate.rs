@@ -28,6 +28,8 @@ pub enum Decision {
     Metrics,
     /// `GET /`: the demo page.
     Demo,
+    /// `GET /hubbub.js`: the JavaScript client.
+    Script,
     /// A producer API call: read the body (Content-Length bytes), then [`Gate::api_request`].
     Api,
     /// Answer with this response.
@@ -119,6 +121,7 @@ impl Gate {
             "/stats" => Decision::Stats,
             "/metrics" => Decision::Metrics,
             "/" | "/index.html" => Decision::Demo,
+            "/hubbub.js" => Decision::Script,
             _ => return Decision::Respond(error(404, "no such endpoint")),
         };
         if head.method != "GET" && head.method != "HEAD" {

@@ -6,7 +6,7 @@
 //! core's shard and standalone router wired together). It serves real WebSocket clients with
 //! Hubbub's JSON protocol (`GET /ws`, `GET /ws/{room}`), answers `GET /healthz`, and refuses
 //! everything else with the status `hub_serve::Gate` picks, or 404. There is no producer API,
-//! `/stats` or demo page.
+//! `/stats`, demo page or `/hubbub.js`.
 //!
 //! ## The loop
 //!
@@ -459,9 +459,11 @@ impl Server {
             }
             Decision::Health => Response::json(200, r#"{"status":"ok"}"#),
             Decision::Respond(response) => response,
-            Decision::Stats | Decision::Metrics | Decision::Demo | Decision::Api => {
-                error(404, "not served by the poll runtime")
-            }
+            Decision::Stats
+            | Decision::Metrics
+            | Decision::Demo
+            | Decision::Script
+            | Decision::Api => error(404, "not served by the poll runtime"),
         };
         self.respond(token, now, response);
     }
