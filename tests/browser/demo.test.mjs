@@ -1,6 +1,6 @@
 // Drives the demo page served by `hubbub serve` at `/` in a real Chromium (Debian's
 // /usr/bin/chromium through playwright-core): two tabs pick names and a room with the page's
-// own controls, chat, and switch rooms.
+// own controls, chat, switch rooms, and come back by themselves after the node restarts.
 //
 //   HUBBUB_BIN=/path/to/hubbub node --test demo.test.mjs
 //
@@ -45,6 +45,7 @@ let failed = false;
 let joined = false; // the later steps need both tabs in the room
 const pageProblems = []; // uncaught exceptions and console errors, from either page
 const knownIssues = new Set(); // harmless, reported as diagnostics
+let nodeDown = false; // while the node is killed, failed WebSocket attempts are expected
 
 // Hard stop: if anything hangs past TOTAL, kill the node and exit non-zero.
 const watchdog = setTimeout(() => {
@@ -76,11 +77,11 @@ function within(promise, ms) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-// Starts the node on a free port and waits for /healthz; retries on another port if the
-// node dies first (e.g. the port was taken in between).
-async function startNode() {
+// Starts the node on a free port (or on `samePort`) and waits for /healthz; retries on
+// another port if the node dies first (e.g. the port was taken in between).
+async function startNode(samePort) {
   for (let attempt = 1; ; attempt++) {
-    port = await freePort();
+    port = samePort ?? (await freePort());
     base = `http://127.0.0.1:${port}`;
     nodeLog = '';
     const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`], {
@@ -111,6 +112,16 @@ async function startNode() {
   }
 }
 
+// SIGKILL, as in a crash: the pages see their connections drop with no close frame.
+async function killNode() {
+  const child = node;
+  node = null;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', () => r('exited')));
+  child.kill('SIGKILL');
+  await within(gone, 5000);
+}
+
 // SIGTERM, then SIGKILL if the node has not exited within a few seconds.
 async function stopNode() {
   if (!node) return;
@@ -136,6 +147,8 @@ async function openPage(label) {
     // Chromium asks every page for /favicon.ico; the node has none and answers 404, which
     // Chromium logs as an error. Known and harmless: noted, not failed on.
     if (where.endsWith('/favicon.ico')) knownIssues.add(`GET /favicon.ico answers 404 (${msg.text()})`);
+    // Chromium logs every refused WebSocket attempt; expected while the node is down.
+    else if (nodeDown && /^WebSocket connection to .* failed/.test(msg.text())) return;
     else pageProblems.push(`${label}: console.error ${msg.text()}${where ? ' at ' + where : ''}`);
   });
   const res = await page.goto(`${base}/`);
@@ -410,6 +423,46 @@ step('screenshots of both pages', async () => {
   for (const f of ['page-a.png', 'page-b.png']) {
     assert.ok(fs.statSync(path.join(OUT, f)).size > 1000, `${f} written`);
   }
+});
+
+step('after the node is killed and started again, the tabs show reconnecting and come back into their rooms', async () => {
+  const samePort = port;
+  nodeDown = true;
+  await killNode();
+  for (const page of [pageA, pageB]) {
+    await page.waitForFunction(
+      () =>
+        document.getElementById('st').textContent.startsWith('reconnecting in ') &&
+        document.getElementById('dot').className === 'wait',
+      null,
+      { timeout: WAIT, polling: 100 },
+    );
+    assert.ok(await page.locator('#text').isDisabled(), 'no typing while reconnecting');
+    await waitForSystemLine(page, 'connection lost (1006), reconnecting');
+  }
+  await startNode(samePort);
+  for (const [page, name] of [[pageA, 'alice'], [pageB, 'bob']]) {
+    await page.waitForFunction(
+      (want) => document.getElementById('st').textContent === want,
+      `online as ${name} on node-${port}`,
+      { timeout: WAIT, polling: 100 },
+    );
+    await waitForSystemLine(page, `reconnected as ${name} (node node-${port})`);
+    assert.equal(await page.locator('#dot').getAttribute('class'), 'on');
+  }
+  nodeDown = false;
+  // Each tab is back in its room without joining it again: its own message comes back.
+  await say(pageA, 'alice back in room-1', 'enter');
+  await waitForMessage(pageA, 'alice', 'alice back in room-1');
+  await say(pageB, 'bob back in room-2', 'enter');
+  await waitForMessage(pageB, 'bob', 'bob back in room-2');
+  const res = await fetch(`${base}/api/publish`, {
+    method: 'POST',
+    body: JSON.stringify({ room: ROOM1, data: { text: 'from the API', name: 'api' } }),
+    signal: AbortSignal.timeout(WAIT),
+  });
+  assert.deepEqual(await res.json(), { delivered: 1 }, 'alice alone in room-1 again');
+  await waitForMessage(pageA, 'api', 'from the API');
 });
 
 step('Disconnect takes a tab offline', async () => {

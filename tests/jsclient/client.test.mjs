@@ -240,6 +240,7 @@ test('requests resolve on ack and reject on error, by ref', async () => {
   await rejects(a.join('x'.repeat(300)), 'bad_name');
   assert.deepEqual(a.rooms, [], 'a refused join is not kept for rejoining');
   await rejects(a.publish('', 1), 'bad_name');
+  await rejects(a.publish('ok', { n: 1n }), 'bad_data'); // a BigInt is not JSON
   // The connection is fine after errors, and nothing surfaced as an unanswered error.
   await a.join('ok');
   const own = next(a, 'message', messageWith('still here'));

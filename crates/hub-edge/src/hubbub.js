@@ -28,12 +28,15 @@
 //   options.ping: { interval: 25000, timeout: 10000 } ms. After `interval` with no frame
 //     from the node the client sends {"type":"ping"}; with no frame for `timeout` more it
 //     drops the connection (close code 4001) and reconnects. interval 0 turns this off.
-//   options.connectTimeout: 10000 ms from the attempt to the node's welcome.
+//   options.connectTimeout: 10000 ms from the attempt to the node's welcome (else the
+//     attempt is dropped, code 4001, and the next one scheduled).
 //   options.maxQueue: 1000 requests kept while offline (more are refused, code "offline").
 //
 // Client methods. Requests return a Promise, resolved by the node's `ack` (or, for a join
 // of a room with history, its `joined` frame) and rejected by its `error` with an Error
-// whose `code` is the protocol's error code (bad_request, forbidden, bad_name, ...):
+// whose `code` is the protocol's error code (bad_request, forbidden, bad_name, ...) or the
+// client's own: offline, disconnected, closed, left (leave() before the join was answered),
+// bad_data (data that JSON.stringify refuses):
 //   join(room): joins now, and again after every reconnect until leave(room). A rejoin of
 //     a room whose messages carry offsets sends since: {offset, epoch} of the last message
 //     seen, so a node with history replays what was missed.
@@ -153,7 +156,10 @@ export class Client {
   #welcomed = false; // ever welcomed
   #tries = 0;
   #retry = 0; // the reconnect timer
-  #beat = 0; // the heartbeat timer
+  #beat = 0; // the heartbeat timer (one at a time, never reset per frame)
+  #frames = 0; // frames received on the current socket
+  #seen = 0; // when the last one arrived (ms)
+  #pinged = -1; // #frames when the outstanding ping went out, or -1
   #ref = 0;
   #inflight = new Map(); // ref -> request
   #queue = []; // requests waiting for a connection
@@ -172,10 +178,10 @@ export class Client {
     this.#fixedId = options.id != null;
     this.#reconnect = options.reconnect !== false;
     const b = options.backoff || {};
-    this.#backoff = { min: ms(b.min, 500), max: ms(b.max, 30000) };
+    this.#backoff = { min: Math.max(10, ms(b.min, 500)), max: ms(b.max, 30000) };
     const p = options.ping || {};
-    this.#ping = { interval: ms(p.interval, 25000), timeout: ms(p.timeout, 10000) };
-    this.#connectTimeout = ms(options.connectTimeout, 10000);
+    this.#ping = { interval: ms(p.interval, 25000), timeout: ms(p.timeout, 0) || 10000 };
+    this.#connectTimeout = ms(options.connectTimeout, 0) || 10000;
     this.#maxQueue = ms(options.maxQueue, 1000);
     /** The client id (given, or from the node's welcome). */
     this.id = this.#fixedId ? String(options.id) : null;
@@ -297,12 +303,14 @@ export class Client {
       return;
     }
     this.#ws = ws;
-    this.#watch(ws, this.#connectTimeout, "no welcome from the node");
+    this.#frames = 0;
+    this.#pinged = -1;
+    this.#arm(ws, this.#connectTimeout);
     ws.onopen = () => {
       if (this.#ws === ws) this.#emit("open", {});
     };
     ws.onmessage = (ev) => {
-      if (this.#ws === ws) this.#frame(ws, ev.data);
+      if (this.#ws === ws) this.#frame(ev.data);
     };
     ws.onclose = (ev) => {
       if (this.#ws !== ws) return;
@@ -313,36 +321,41 @@ export class Client {
     ws.onerror = () => {};
   }
 
-  // Drops `ws` if nothing arrives within `wait` ms.
-  #watch(ws, wait, why) {
+  #arm(ws, wait) {
     clearTimeout(this.#beat);
-    if (!wait) return;
-    this.#beat = setTimeout(() => {
-      if (this.#ws !== ws) return;
-      this.#ws = null;
-      try {
-        ws.close(4001, why);
-      } catch (e) {}
-      this.#closed(4001, why);
-    }, wait);
+    this.#beat = setTimeout(() => this.#check(ws), wait);
   }
 
-  // After a frame: ping after `interval` of silence, then give up `timeout` later.
-  #alive(ws) {
-    clearTimeout(this.#beat);
+  // The heartbeat: no welcome within connectTimeout, or no frame within ping.timeout of a
+  // ping sent after ping.interval of silence, drops the socket.
+  #check(ws) {
+    if (this.#ws !== ws) return;
+    if (!this.#ready) return this.#drop(ws, "no welcome from the node");
     const { interval, timeout } = this.#ping;
-    if (!interval) return;
-    this.#beat = setTimeout(() => {
-      if (this.#ws !== ws) return;
-      this.#raw(ws, { type: "ping" });
-      this.#watch(ws, timeout, "no answer to ping");
-    }, interval);
+    const now = Date.now();
+    if (this.#pinged >= 0) {
+      if (this.#frames === this.#pinged) return this.#drop(ws, "no answer to ping");
+      this.#pinged = -1;
+    }
+    const quiet = now - this.#seen;
+    if (quiet < interval) return this.#arm(ws, interval - quiet);
+    this.#pinged = this.#frames;
+    this.#raw(ws, JSON.stringify({ type: "ping" }));
+    this.#arm(ws, timeout);
   }
 
-  #raw(ws, frame) {
+  #drop(ws, why) {
+    this.#ws = null;
     try {
-      if (ws.readyState !== OPEN) return false;
-      ws.send(JSON.stringify(frame));
+      ws.close(4001, why);
+    } catch (e) {}
+    this.#closed(4001, why);
+  }
+
+  #raw(ws, text) {
+    try {
+      if (!ws || ws.readyState !== OPEN) return false;
+      ws.send(text);
       return true;
     } catch (e) {
       return false;
@@ -362,8 +375,14 @@ export class Client {
 
   #send(req) {
     const ref = ++this.#ref;
+    let text;
+    try {
+      text = JSON.stringify({ ...req.frame, ref });
+    } catch (e) {
+      return req.reject(new HubbubError("bad_data", `not JSON: ${e.message}`));
+    }
     this.#inflight.set(ref, req);
-    if (!this.#raw(this.#ws, { ...req.frame, ref })) {
+    if (!this.#raw(this.#ws, text)) {
       this.#inflight.delete(ref);
       this.#queue.push(req);
     }
@@ -398,8 +417,9 @@ export class Client {
     for (const w of waiters) err ? w.reject(err) : w.resolve(value);
   }
 
-  #frame(ws, text) {
-    this.#alive(ws);
+  #frame(text) {
+    this.#frames++;
+    this.#seen = Date.now();
     let m;
     try {
       m = JSON.parse(text);
@@ -442,6 +462,8 @@ export class Client {
     this.#tries = 0;
     this.#ready = true;
     this.state = "open";
+    if (this.#ping.interval) this.#arm(this.#ws, this.#ping.interval);
+    else clearTimeout(this.#beat);
     const reconnected = this.#welcomed;
     this.#welcomed = true;
     for (const [room, r] of this.#rooms) this.#sendJoin(room, r);
