@@ -5,6 +5,7 @@
 //! `tests/run-all.sh` builds it first. A missing binary fails the test with a message saying
 //! so, never a skip.
 
+pub mod cluster;
 pub mod servers;
 
 use std::net::{SocketAddr, TcpListener};

@@ -2,130 +2,9 @@
 
 use std::time::Duration;
 
-use hubbub_tests::servers::{EtcdServer, RedisServer};
-use hubbub_tests::{eventually, http, post, Client, Ended, TestNode};
+use hubbub_tests::cluster::{Bus, Cluster, Registry};
+use hubbub_tests::{eventually, http, post, Client, Ended};
 use serde_json::{json, Value};
-
-/// A cluster of three nodes sharing a registry (and maybe a Redis bus).
-struct Cluster {
-    nodes: Vec<TestNode>,
-    grpc: Vec<String>,
-    _redis: Option<RedisServer>,
-    _etcd: Option<EtcdServer>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Registry {
-    Redis,
-    Etcd,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Bus {
-    Grpc,
-    Redis,
-}
-
-const TTL: &str = "2s";
-
-impl Cluster {
-    async fn start(registry: Registry, bus: Bus) -> Cluster {
-        let redis = matches!((registry, bus), (Registry::Redis, _) | (_, Bus::Redis))
-            .then(RedisServer::start);
-        let etcd = matches!(registry, Registry::Etcd).then(EtcdServer::start);
-        let registry_flag = match registry {
-            Registry::Redis => redis.as_ref().map(|r| r.url()).unwrap_or_default(),
-            Registry::Etcd => format!(
-                "etcd://{}",
-                etcd.as_ref().map(|e| e.endpoint()).unwrap_or_default()
-            ),
-        };
-        let bus_flag = match bus {
-            Bus::Grpc => "grpc".to_owned(),
-            Bus::Redis => redis.as_ref().map(|r| r.url()).unwrap_or_default(),
-        };
-        let mut nodes = Vec::new();
-        let mut grpc = Vec::new();
-        for i in 0..3 {
-            let name = format!("n{i}");
-            let (node, addr) = TestNode::start_clustered(
-                &name,
-                &[
-                    "--registry",
-                    &registry_flag,
-                    "--bus",
-                    &bus_flag,
-                    "--lease-ttl",
-                    TTL,
-                    "--shards",
-                    "2",
-                ],
-            );
-            nodes.push(node);
-            grpc.push(addr);
-        }
-        let cluster = Cluster {
-            nodes,
-            grpc,
-            _redis: redis,
-            _etcd: etcd,
-        };
-        cluster.wait_formed(3).await;
-        cluster
-    }
-
-    /// Waits until every live node is healthy and sees `size - 1` peers.
-    async fn wait_formed(&self, size: usize) {
-        for node in &self.nodes {
-            let addr = node.addr;
-            let formed = eventually(Duration::from_secs(15), || async move {
-                let stats = http(addr, "GET", "/stats", None, &[]).await.json();
-                stats["status"] == "ok" && stats["peers"].as_array().map(Vec::len) == Some(size - 1)
-            })
-            .await;
-            assert!(formed, "node {addr} did not join a cluster of {size}");
-        }
-    }
-
-    fn url(&self, node: usize, path: &str) -> String {
-        self.nodes[node].ws_url(path)
-    }
-
-    async fn api(&self, node: usize, path: &str, body: &str) -> Value {
-        post(self.nodes[node].addr, path, body).await.json()
-    }
-
-    async fn online(&self, node: usize, id: &str) -> Value {
-        http(
-            self.nodes[node].addr,
-            "GET",
-            &format!("/api/online/{id}"),
-            None,
-            &[],
-        )
-        .await
-        .json()
-    }
-}
-
-/// Registrations travel through the registry asynchronously: wait until `id` is seen.
-async fn wait_online(cluster: &Cluster, from: usize, id: &str, node: &str) {
-    let addr = cluster.nodes[from].addr;
-    let id = id.to_owned();
-    let node = node.to_owned();
-    let seen = eventually(Duration::from_secs(10), || {
-        let id = id.clone();
-        let node = node.clone();
-        async move {
-            let v = http(addr, "GET", &format!("/api/online/{id}"), None, &[])
-                .await
-                .json();
-            v["online"] == true && v["node"] == node.as_str()
-        }
-    })
-    .await;
-    assert!(seen, "{id} online at {node}, seen from node {from}");
-}
 
 async fn scenario_routing(registry: Registry, bus: Bus) {
     let cluster = Cluster::start(registry, bus).await;
@@ -134,7 +13,7 @@ async fn scenario_routing(registry: Registry, bus: Bus) {
     let (mut b, _) = Client::connect(&cluster.url(1, "/ws?id=b&user=bo")).await;
     let (mut c, _) = Client::connect(&cluster.url(2, "/ws?id=c&user=ann")).await;
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
-        wait_online(&cluster, (i + 1) % 3, id, &format!("n{i}")).await;
+        cluster.wait_online((i + 1) % 3, id, &format!("n{i}")).await;
     }
 
     // Emit by id across nodes: client a (node 0) to c (node 2), and the API of node 1 to a.
@@ -236,7 +115,7 @@ async fn scenario_routing(registry: Registry, bus: Bus) {
     // close does not delete the newer registration (a defect of the model library).
     let (mut newer, _) = Client::connect(&cluster.url(1, "/ws?id=a")).await;
     assert_eq!(a.ended().await, Ended::Close(4000));
-    wait_online(&cluster, 2, "a", "n1").await;
+    cluster.wait_online(2, "a", "n1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         cluster.online(2, "a").await,
@@ -275,8 +154,8 @@ async fn scenario_node_crash(registry: Registry) {
     let mut cluster = Cluster::start(registry, Bus::Grpc).await;
     let (_doomed, _) = Client::connect(&cluster.url(2, "/ws?id=doomed")).await;
     let (mut live, _) = Client::connect(&cluster.url(1, "/ws?id=live")).await;
-    wait_online(&cluster, 0, "doomed", "n2").await;
-    wait_online(&cluster, 0, "live", "n1").await;
+    cluster.wait_online(0, "doomed", "n2").await;
+    cluster.wait_online(0, "live", "n1").await;
     cluster.nodes[2].kill9();
     // Within the lease TTL (2 s) plus a poll, the crashed node's client reads offline:
     // `false`, never an error (a defect of the model library).
@@ -320,8 +199,8 @@ async fn stopped_peer_times_out_and_others_keep_receiving() {
     let cluster = Cluster::start(Registry::Redis, Bus::Grpc).await;
     let (mut a, _) = Client::connect(&cluster.url(0, "/ws/r?id=a")).await;
     let (_frozen_client, _) = Client::connect(&cluster.url(2, "/ws/r?id=f")).await;
-    wait_online(&cluster, 1, "a", "n0").await;
-    wait_online(&cluster, 1, "f", "n2").await;
+    cluster.wait_online(1, "a", "n0").await;
+    cluster.wait_online(1, "f", "n2").await;
     let addr1 = cluster.nodes[1].addr;
     assert!(
         eventually(Duration::from_secs(10), || async move {
@@ -355,17 +234,17 @@ async fn scenario_backend_restart(registry: Registry, bus: Bus) {
     let mut cluster = Cluster::start(registry, bus).await;
     let (mut a, _) = Client::connect(&cluster.url(0, "/ws/r?id=a")).await;
     let (mut b, _) = Client::connect(&cluster.url(1, "/ws/r?id=b")).await;
-    wait_online(&cluster, 2, "a", "n0").await;
-    wait_online(&cluster, 2, "b", "n1").await;
+    cluster.wait_online(2, "a", "n0").await;
+    cluster.wait_online(2, "b", "n1").await;
     match registry {
         Registry::Redis => {
-            let redis = cluster._redis.as_mut().expect("redis");
+            let redis = cluster.redis.as_mut().expect("redis");
             redis.stop();
         }
         Registry::Etcd => {
-            let etcd = cluster._etcd.as_mut().expect("etcd");
+            let etcd = cluster.etcd.as_mut().expect("etcd");
             etcd.stop();
-            if let Some(redis) = cluster._redis.as_mut() {
+            if let Some(redis) = cluster.redis.as_mut() {
                 redis.stop();
             }
         }
@@ -386,10 +265,10 @@ async fn scenario_backend_restart(registry: Registry, bus: Bus) {
         json!({"delivered":1})
     );
     assert_eq!(a.recv().await["data"], "local");
-    if let Some(redis) = cluster._redis.as_mut() {
+    if let Some(redis) = cluster.redis.as_mut() {
         redis.restart();
     }
-    if let Some(etcd) = cluster._etcd.as_mut() {
+    if let Some(etcd) = cluster.etcd.as_mut() {
         etcd.restart();
     }
     for node in &cluster.nodes {
@@ -403,8 +282,8 @@ async fn scenario_backend_restart(registry: Registry, bus: Bus) {
         );
     }
     // The registry was restored by the nodes themselves, and delivery resumes.
-    wait_online(&cluster, 2, "a", "n0").await;
-    wait_online(&cluster, 2, "b", "n1").await;
+    cluster.wait_online(2, "a", "n0").await;
+    cluster.wait_online(2, "b", "n1").await;
     // Room publishes reach both nodes again (interest or subscriptions restored).
     let mut got = [false; 2];
     for _ in 0..100 {
@@ -450,8 +329,8 @@ async fn model_library_defects_are_absent() {
     let cluster = Cluster::start(Registry::Redis, Bus::Grpc).await;
     let (mut a, _) = Client::connect(&cluster.url(0, "/ws?id=a")).await;
     let (mut b, _) = Client::connect(&cluster.url(1, "/ws?id=b")).await;
-    wait_online(&cluster, 2, "a", "n0").await;
-    wait_online(&cluster, 2, "b", "n1").await;
+    cluster.wait_online(2, "a", "n0").await;
+    cluster.wait_online(2, "b", "n1").await;
 
     // Cross-node broadcast does not read the registry (O(nodes), not O(connections)).
     let registry_ops = |v: Value| v["cluster"]["registry_ops"].as_u64().unwrap_or(0);
@@ -488,7 +367,7 @@ async fn model_library_defects_are_absent() {
         .await
         .expect("connect");
     slow.write_all(b"GET /ws?id=slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.expect("write");
-    wait_online(&cluster, 2, "slow", "n0").await;
+    cluster.wait_online(2, "slow", "n0").await;
     let big = format!(r#"{{"data":"{}"}}"#, "z".repeat(60_000));
     let addr0 = cluster.nodes[0].addr;
     let mut closed = false;
@@ -531,7 +410,7 @@ async fn model_library_defects_are_absent() {
 async fn producer_commands_over_grpc() {
     let cluster = Cluster::start(Registry::Redis, Bus::Grpc).await;
     let (mut a, _) = Client::connect(&cluster.url(0, "/ws/room1?id=a&user=u")).await;
-    wait_online(&cluster, 1, "a", "n0").await;
+    cluster.wait_online(1, "a", "n0").await;
     let bin = hubbub_tests::hubbub_bin();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(&bin)

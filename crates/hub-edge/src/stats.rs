@@ -68,6 +68,12 @@ pub struct ClusterCounters {
     pub peer_received: u64,
     /// Messages that could not be sent to a peer.
     pub peer_errors: u64,
+    /// Peer links torn down and made again (stream ended, stalled, or closed by the peer).
+    pub peer_link_resets: u64,
+    /// Peer messages refused because they exceed the peer message limit.
+    pub peer_oversize: u64,
+    /// Inbound peer links closed because an envelope could not be decoded.
+    pub peer_decode_errors: u64,
     /// Times the bus came (back) up.
     pub bus_reconnects: u64,
     /// Frames published on the bus.
@@ -168,6 +174,9 @@ pub fn stats_json(s: &NodeSnapshot) -> String {
             "peer_sent": s.cluster.peer_sent,
             "peer_received": s.cluster.peer_received,
             "peer_errors": s.cluster.peer_errors,
+            "peer_link_resets": s.cluster.peer_link_resets,
+            "peer_oversize": s.cluster.peer_oversize,
+            "peer_decode_errors": s.cluster.peer_decode_errors,
             "bus_reconnects": s.cluster.bus_reconnects,
             "bus_published": s.cluster.bus_published,
             "bus_errors": s.cluster.bus_errors,
@@ -417,6 +426,21 @@ pub fn metrics_text(s: &NodeSnapshot) -> String {
             "peer_link_errors",
             "Messages that could not be sent to a peer.",
             s.cluster.peer_errors,
+        ),
+        (
+            "peer_link_resets",
+            "Peer links torn down and made again (ended, stalled or closed by the peer).",
+            s.cluster.peer_link_resets,
+        ),
+        (
+            "peer_oversize",
+            "Peer messages refused as larger than the peer message limit.",
+            s.cluster.peer_oversize,
+        ),
+        (
+            "peer_decode_errors",
+            "Inbound peer links closed on an envelope that could not be decoded.",
+            s.cluster.peer_decode_errors,
         ),
         (
             "bus_reconnects",

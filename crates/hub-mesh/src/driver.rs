@@ -229,6 +229,17 @@ impl RegistryState {
         match applied {
             Ok(result) => {
                 add(&self.health.counters.registry_ops, size);
+                // A lookup naming a node this node has not met yet (it joined since the last
+                // membership poll): read its address now, so the router knows the peer and
+                // has a link to it before the answer arrives.
+                let me = &self.config.node;
+                let unmet = result.lookups.iter().any(|(_, node)| {
+                    node.as_ref()
+                        .is_some_and(|n| n != me && !self.peers.contains_key(n))
+                });
+                if unmet {
+                    self.refresh_members().await;
+                }
                 for (req, node) in result.lookups {
                     (self.sink)(Input::RegistryAnswer { req, node });
                 }

@@ -45,6 +45,12 @@ fn data(value: &str) -> Result<&str, Status> {
     }
 }
 
+/// Whether a link's read error is an envelope this node cannot decode (too large for the
+/// peer message limit, or malformed), rather than a broken connection.
+fn undecodable(status: &Status) -> bool {
+    status.code() == tonic::Code::OutOfRange || status.message().contains("decode")
+}
+
 /// The producer service.
 pub(crate) struct ProducerService {
     pub(crate) api: Arc<dyn NodeApi>,
@@ -253,8 +259,26 @@ impl pb::peer_server::Peer for PeerService {
         let mut inbound = request.into_inner();
         let sink = self.sink.clone();
         let health = self.health.clone();
+        // The answer stream ends when this node stops reading the link: with an error after
+        // an envelope it cannot decode, so the sender makes a new link instead of writing
+        // into a stream nobody reads.
+        let (end_tx, end_rx) = tokio::sync::mpsc::channel::<Result<pb::PeerEnvelope, Status>>(1);
         tokio::spawn(async move {
-            while let Some(Ok(envelope)) = inbound.next().await {
+            loop {
+                let envelope = match inbound.next().await {
+                    Some(Ok(envelope)) => envelope,
+                    Some(Err(status)) => {
+                        if undecodable(&status) {
+                            add(&health.counters.peer_decode_errors, 1);
+                            tracing::warn!(error = %status.message(), "closed an inbound peer link that sent what this node cannot decode");
+                        } else {
+                            tracing::debug!(error = %status.message(), "an inbound peer link broke");
+                        }
+                        let _ = end_tx.send(Err(status)).await;
+                        return;
+                    }
+                    None => return,
+                };
                 let from = NodeId::from(envelope.from);
                 add(
                     &health.counters.peer_received,
@@ -273,7 +297,9 @@ impl pb::peer_server::Peer for PeerService {
                 }
             }
         });
-        // Replies travel on this node's own link back; the answer stream stays open and empty.
-        Ok(Response::new(Box::pin(tokio_stream::pending())))
+        // Replies travel on this node's own link back; the answer stream carries nothing.
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(end_rx),
+        )))
     }
 }

@@ -83,6 +83,26 @@ pub struct ClusterConfig {
     pub op_timeout: Duration,
     /// API key of the producer service.
     pub api_key: Option<String>,
+    /// Largest envelope a peer link carries and this node's Peer service decodes (see
+    /// [`peer_message_limit`]).
+    pub peer_limit: usize,
+}
+
+/// The smallest peer message limit: gRPC's customary 4 MiB.
+pub const MIN_PEER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Room for an envelope's framing around its largest message.
+const PEER_LIMIT_SLACK: usize = 64 * 1024;
+
+/// The peer message limit of a node: its send queue bound or its largest client message,
+/// whichever is larger (no connection can take a larger frame), plus room for framing, and
+/// at least [`MIN_PEER_LIMIT`]. Envelopes stay below it and the Peer service decodes up to
+/// it, so nodes of a cluster should share `--send-queue-bytes` and `--max-message-size`.
+pub fn peer_message_limit(send_queue_bytes: usize, max_message_size: usize) -> usize {
+    send_queue_bytes
+        .max(max_message_size)
+        .saturating_add(PEER_LIMIT_SLACK)
+        .max(MIN_PEER_LIMIT)
 }
 
 impl ClusterConfig {
@@ -104,6 +124,7 @@ impl ClusterConfig {
             lease_ttl: settings.lease_ttl,
             op_timeout: Duration::from_secs(2).min(settings.lease_ttl / 2),
             api_key: settings.api_key.clone(),
+            peer_limit: peer_message_limit(settings.send_queue_bytes, settings.max_message_size),
         })
     }
 }
@@ -171,6 +192,7 @@ impl Cluster {
             sink.clone(),
             health.clone(),
             config.op_timeout,
+            config.peer_limit,
         )));
 
         let producer = pb::producer_server::ProducerServer::new(grpc::ProducerService {
@@ -181,7 +203,9 @@ impl Cluster {
             api,
             sink: sink.clone(),
             health: health.clone(),
-        });
+        })
+        .max_decoding_message_size(config.peer_limit)
+        .max_encoding_message_size(config.peer_limit);
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tokio::spawn(async move {
             let served = tonic::transport::Server::builder()

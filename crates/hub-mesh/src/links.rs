@@ -3,15 +3,24 @@
 //! A link that cannot connect fails its messages at once (the router answers with what it
 //! has instead of waiting for its timeout) and retries with backoff while the peer is in the
 //! registry. A dead or slow peer never holds up the links to the others.
+//!
+//! A link never stalls: envelopes carry at most [`BATCH`] messages and [`BATCH_BYTES`]
+//! bytes (a larger single message travels alone), a message larger than the peer message
+//! limit (see [`crate::peer_message_limit`]) is refused here, counted and logged, never sent;
+//! every envelope must be taken by the stream within [`STALL_AFTER`]; and a link whose
+//! stream ends (the receiver closes it on a decode error) or stalls is torn down and made
+//! again, counted in `peer_link_resets`. After a link was down the router is told
+//! ([`ClusterEvent::LinkUp`]) so that it resends its room interest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::node::{Input, PeerMessage};
+use hub_core::node::{ClusterEvent, Input, PeerMessage};
 use hub_core::NodeId;
 use hub_proto::pb;
-use tokio::sync::mpsc;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -22,7 +31,18 @@ use crate::InputSink;
 /// Messages that may wait for one peer before further ones fail.
 const LINK_QUEUE: usize = 65_536;
 /// Most messages in one envelope.
-const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
+/// Most bytes of messages in one envelope; a larger single message travels alone.
+pub(crate) const BATCH_BYTES: usize = 1024 * 1024;
+/// Envelopes handed to the gRPC stream ahead of the network.
+const IN_FLIGHT: usize = 16;
+/// How long the stream may take to accept one envelope before the link counts as stalled;
+/// also the HTTP/2 keep-alive timeout of the link's connection.
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(5);
+/// An envelope's bytes besides its messages and sender id.
+const ENVELOPE_OVERHEAD: usize = 32;
+/// A message's bytes in an envelope besides its own encoding (tag and length).
+const MESSAGE_OVERHEAD: usize = 11;
 
 struct Link {
     addr: String,
@@ -43,6 +63,7 @@ pub(crate) struct Links {
     sink: InputSink,
     health: Arc<Health>,
     op_timeout: Duration,
+    limit: usize,
 }
 
 impl Drop for Links {
@@ -54,11 +75,13 @@ impl Drop for Links {
 }
 
 impl Links {
+    /// No links yet; `limit` is the peer message limit (bytes of one envelope).
     pub(crate) fn new(
         me: NodeId,
         sink: InputSink,
         health: Arc<Health>,
         op_timeout: Duration,
+        limit: usize,
     ) -> Self {
         Self {
             me,
@@ -66,6 +89,7 @@ impl Links {
             sink,
             health,
             op_timeout,
+            limit,
         }
     }
 
@@ -92,15 +116,17 @@ impl Links {
                 continue;
             }
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            let task = tokio::spawn(run_link(
-                self.me.clone(),
-                node.clone(),
-                addr.clone(),
-                rx,
-                self.sink.clone(),
-                self.health.clone(),
-                self.op_timeout,
-            ));
+            let ctx = LinkCtx {
+                me: self.me.clone(),
+                peer: node.clone(),
+                addr: addr.clone(),
+                sink: self.sink.clone(),
+                health: self.health.clone(),
+                op_timeout: self.op_timeout,
+                limit: self.limit,
+                stall: STALL_AFTER,
+            };
+            let task = tokio::spawn(run_link(ctx, rx));
             self.links.insert(
                 node.clone(),
                 Link {
@@ -126,34 +152,63 @@ impl Links {
 }
 
 fn fail(sink: &InputSink, health: &Health, node: &NodeId, message: &PeerMessage) {
+    fail_request(sink, health, node, request_id(message));
+}
+
+/// The id a request waits under, if `message` is an answered request.
+fn request_id(message: &PeerMessage) -> Option<u64> {
+    match message {
+        PeerMessage::Request { id, .. } => *id,
+        _ => None,
+    }
+}
+
+/// Counts a message that did not reach `node` and answers its request at once.
+fn fail_request(sink: &InputSink, health: &Health, node: &NodeId, id: Option<u64>) {
     add(&health.counters.peer_errors, 1);
-    if let PeerMessage::Request { id: Some(id), .. } = message {
+    if let Some(id) = id {
         sink(Input::PeerFailed {
             node: node.clone(),
-            id: Some(*id),
+            id: Some(id),
         });
     }
 }
 
-async fn run_link(
+/// What a link task needs besides its queue.
+struct LinkCtx {
     me: NodeId,
     peer: NodeId,
     addr: String,
-    mut rx: mpsc::Receiver<PeerMessage>,
     sink: InputSink,
     health: Arc<Health>,
     op_timeout: Duration,
-) {
+    limit: usize,
+    /// [`STALL_AFTER`] (shorter in tests).
+    stall: Duration,
+}
+
+async fn run_link(ctx: LinkCtx, mut rx: mpsc::Receiver<PeerMessage>) {
+    let LinkCtx {
+        peer,
+        addr,
+        sink,
+        health,
+        ..
+    } = &ctx;
     let mut backoff = Duration::from_millis(100);
+    // Whether the link went down (or never came up) since it was made: the peer may then
+    // have missed messages, and the router resends its room interest when it is back.
+    let mut troubled = false;
     loop {
         let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
             Ok(e) => e
-                .connect_timeout(op_timeout)
+                .connect_timeout(ctx.op_timeout)
                 .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10)),
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(ctx.stall),
             Err(e) => {
                 tracing::warn!(%peer, %addr, error = %e, "peer address is not usable");
-                fail_while_waiting(&mut rx, &sink, &health, &peer, Duration::from_secs(5)).await;
+                fail_while_waiting(&mut rx, sink, health, peer, Duration::from_secs(5)).await;
                 continue;
             }
         };
@@ -161,62 +216,147 @@ async fn run_link(
             Ok(channel) => {
                 backoff = Duration::from_millis(100);
                 tracing::debug!(%peer, %addr, "peer link up");
-                let (etx, erx) = mpsc::channel::<pb::PeerEnvelope>(64);
-                let mut client = pb::peer_client::PeerClient::new(channel);
+                let (etx, erx) = mpsc::channel::<pb::PeerEnvelope>(IN_FLIGHT);
+                let mut client = pb::peer_client::PeerClient::new(channel)
+                    .max_decoding_message_size(ctx.limit)
+                    .max_encoding_message_size(ctx.limit);
+                let (closed_tx, mut closed) = oneshot::channel::<String>();
                 let call = tokio::spawn(async move {
-                    if let Ok(response) = client.link(ReceiverStream::new(erx)).await {
-                        let mut answers = response.into_inner();
-                        while let Some(Ok(_)) = answers.next().await {}
-                    }
+                    let why = match client.link(ReceiverStream::new(erx)).await {
+                        Ok(response) => {
+                            let mut answers = response.into_inner();
+                            loop {
+                                match answers.next().await {
+                                    Some(Ok(_)) => continue,
+                                    Some(Err(status)) => {
+                                        break format!(
+                                            "the peer closed the link: {}",
+                                            status.message()
+                                        )
+                                    }
+                                    None => break "the peer ended the link".to_owned(),
+                                }
+                            }
+                        }
+                        Err(status) => format!("the peer refused the link: {}", status.message()),
+                    };
+                    let _ = closed_tx.send(why);
                 });
-                let open = pump(&me, &peer, &mut rx, etx, &sink, &health).await;
-                call.abort();
-                if !open {
-                    return;
+                if troubled {
+                    sink(Input::Cluster(ClusterEvent::LinkUp(peer.clone())));
                 }
-                tracing::warn!(%peer, "peer link broke; reconnecting");
+                let ended = pump(&ctx, &mut rx, etx, &mut closed).await;
+                call.abort();
+                let Some(why) = ended else {
+                    return;
+                };
+                troubled = true;
+                add(&health.counters.peer_link_resets, 1);
+                tracing::warn!(%peer, reason = %why, "peer link broke; reconnecting");
             }
             Err(e) => {
+                troubled = true;
                 tracing::warn!(%peer, %addr, error = %e, "cannot reach peer");
-                fail_while_waiting(&mut rx, &sink, &health, &peer, backoff).await;
+                fail_while_waiting(&mut rx, sink, health, peer, backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }
 }
 
-/// Sends batches until the stream breaks (true) or the link is closed (false).
+/// One envelope being filled: the wire messages and the request ids to fail if it is lost.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<pb::PeerMessage>,
+    ids: Vec<Option<u64>>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn full(&self) -> bool {
+        self.messages.len() >= BATCH || self.bytes >= BATCH_BYTES
+    }
+}
+
+/// Sends batches until the stream breaks or stalls (`Some(why)`) or the link is closed
+/// (`None`). Messages too large for the peer's decode limit are refused here, never sent.
 async fn pump(
-    me: &NodeId,
-    peer: &NodeId,
+    ctx: &LinkCtx,
     rx: &mut mpsc::Receiver<PeerMessage>,
     etx: mpsc::Sender<pb::PeerEnvelope>,
-    sink: &InputSink,
-    health: &Health,
-) -> bool {
+    closed: &mut oneshot::Receiver<String>,
+) -> Option<String> {
+    let ended = |why: Result<String, oneshot::error::RecvError>| {
+        why.unwrap_or_else(|_| "the link's call ended".to_owned())
+    };
+    // A message taken from the queue that did not fit the previous envelope.
+    let mut carry: Option<PeerMessage> = None;
+    let room = ctx
+        .limit
+        .saturating_sub(ENVELOPE_OVERHEAD + ctx.me.as_str().len());
     loop {
-        let Some(first) = rx.recv().await else {
-            return false;
+        let mut next = match carry.take() {
+            Some(m) => Some(m),
+            None => tokio::select! {
+                m = rx.recv() => Some(m?),
+                why = &mut *closed => return Some(ended(why)),
+            },
         };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+        let mut batch = Batch::default();
+        while let Some(message) = next.take() {
+            if let Some(wire) = hub_proto::message_to_pb(&message) {
+                let size = wire.encoded_len() + MESSAGE_OVERHEAD;
+                if size > room {
+                    refuse(ctx, &message, size);
+                } else if !batch.messages.is_empty() && batch.bytes + size > BATCH_BYTES {
+                    carry = Some(message);
+                    break;
+                } else {
+                    batch.bytes += size;
+                    batch.ids.push(request_id(&message));
+                    batch.messages.push(wire);
+                }
+            }
+            if !batch.full() {
+                next = rx.try_recv().ok();
             }
         }
+        if batch.messages.is_empty() {
+            continue;
+        }
+        let count = batch.messages.len() as u64;
         let envelope = pb::PeerEnvelope {
-            from: me.to_string(),
-            messages: batch.iter().filter_map(hub_proto::message_to_pb).collect(),
+            from: ctx.me.to_string(),
+            messages: batch.messages,
         };
-        if etx.send(envelope).await.is_err() {
-            for m in &batch {
-                fail(sink, health, peer, m);
+        let broke = tokio::select! {
+            sent = tokio::time::timeout(ctx.stall, etx.send(envelope)) => match sent {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) => Some("the stream closed".to_owned()),
+                Err(_) => Some(format!("the peer took nothing for {:?}", ctx.stall)),
+            },
+            why = &mut *closed => Some(ended(why)),
+        };
+        if let Some(why) = broke {
+            for id in batch.ids.into_iter().chain(carry.as_ref().map(request_id)) {
+                fail_request(&ctx.sink, &ctx.health, &ctx.peer, id);
             }
-            return true;
+            return Some(why);
         }
-        add(&health.counters.peer_sent, batch.len() as u64);
+        add(&ctx.health.counters.peer_sent, count);
     }
+}
+
+/// Refuses a message larger than the peer can decode: counted, logged, its request failed.
+fn refuse(ctx: &LinkCtx, message: &PeerMessage, size: usize) {
+    add(&ctx.health.counters.peer_oversize, 1);
+    tracing::warn!(
+        peer = %ctx.peer,
+        bytes = size,
+        limit = ctx.limit,
+        "refused a peer message larger than the peer message limit (raise --send-queue-bytes on every node to carry it)"
+    );
+    fail(&ctx.sink, &ctx.health, &ctx.peer, message);
 }
 
 /// Fails every message that arrives during `wait` (the peer is unreachable).
@@ -233,5 +373,130 @@ async fn fail_while_waiting(
             Ok(Some(message)) => fail(sink, health, peer, &message),
             Ok(None) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use hub_core::node::RemoteOp;
+    use hub_core::Target;
+    use std::sync::Mutex;
+
+    fn deliver(id: u64, size: usize) -> PeerMessage {
+        PeerMessage::Request {
+            id: Some(id),
+            op: RemoteOp::Deliver {
+                target: Target::Room("r".into()),
+                frame: Bytes::from(vec![b'x'; size]),
+            },
+        }
+    }
+
+    fn ctx(limit: usize, stall: Duration) -> (LinkCtx, Arc<Mutex<Vec<Input>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let sink: InputSink = Arc::new(move |input| log.lock().expect("log").push(input));
+        let ctx = LinkCtx {
+            me: "me".into(),
+            peer: "peer".into(),
+            addr: "127.0.0.1:1".into(),
+            sink,
+            health: Arc::new(Health::default()),
+            op_timeout: Duration::from_secs(1),
+            limit,
+            stall,
+        };
+        (ctx, seen)
+    }
+
+    fn failed(seen: &Mutex<Vec<Input>>) -> Vec<u64> {
+        seen.lock()
+            .expect("log")
+            .iter()
+            .filter_map(|i| match i {
+                Input::PeerFailed { id, .. } => *id,
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_message_above_the_limit_is_refused_and_the_rest_goes() {
+        let (ctx, seen) = ctx(4096, STALL_AFTER);
+        let (tx, mut rx) = mpsc::channel(8);
+        let (etx, mut erx) = mpsc::channel(8);
+        let (_closed_tx, mut closed) = oneshot::channel();
+        tx.send(deliver(1, 5000)).await.expect("queue");
+        tx.send(deliver(2, 100)).await.expect("queue");
+        drop(tx);
+        assert_eq!(pump(&ctx, &mut rx, etx, &mut closed).await, None);
+        let envelope = erx.recv().await.expect("one envelope");
+        assert_eq!(envelope.messages.len(), 1);
+        assert!(erx.recv().await.is_none(), "nothing else sent");
+        assert_eq!(failed(&seen), vec![1], "the refused request is answered");
+        let stats = ctx.health.stats();
+        assert_eq!((stats.peer_oversize, stats.peer_sent), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn envelopes_are_bounded_in_bytes() {
+        let (ctx, _) = ctx(64 * 1024 * 1024, STALL_AFTER);
+        let (tx, mut rx) = mpsc::channel(16);
+        let (etx, mut erx) = mpsc::channel(16);
+        let (_closed_tx, mut closed) = oneshot::channel();
+        for id in 0..5 {
+            tx.send(deliver(id, 300 * 1024)).await.expect("queue");
+        }
+        // A single message larger than a batch travels alone.
+        tx.send(deliver(9, 3 * 1024 * 1024)).await.expect("queue");
+        drop(tx);
+        assert_eq!(pump(&ctx, &mut rx, etx, &mut closed).await, None);
+        let mut sizes = Vec::new();
+        while let Some(envelope) = erx.recv().await {
+            assert!(
+                envelope.messages.len() == 1 || envelope.encoded_len() <= BATCH_BYTES,
+                "an envelope of several messages stays within the batch bound"
+            );
+            sizes.push(envelope.messages.len());
+        }
+        assert_eq!(sizes, vec![3, 2, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_takes_nothing_breaks_the_link() {
+        let (ctx, seen) = ctx(64 * 1024, Duration::from_millis(50));
+        let (tx, mut rx) = mpsc::channel(8);
+        let (etx, _erx) = mpsc::channel(1);
+        let (_closed_tx, mut closed) = oneshot::channel();
+        let broke = tokio::spawn(async move {
+            let why = pump(&ctx, &mut rx, etx, &mut closed).await;
+            (why, ctx)
+        });
+        // The first envelope fills the stream's buffer; the second cannot be taken.
+        tx.send(deliver(1, 10)).await.expect("queue");
+        tokio::task::yield_now().await;
+        tx.send(deliver(2, 10)).await.expect("queue");
+        let (why, ctx) = broke.await.expect("pump");
+        assert!(why.is_some_and(|w| w.contains("took nothing")));
+        assert!(
+            failed(&seen).contains(&2),
+            "the stalled request is answered"
+        );
+        assert_eq!(ctx.health.stats().peer_errors as usize, failed(&seen).len());
+    }
+
+    #[tokio::test]
+    async fn a_closed_call_breaks_an_idle_link() {
+        let (ctx, _) = ctx(64 * 1024, STALL_AFTER);
+        let (_tx, mut rx) = mpsc::channel(8);
+        let (etx, _erx) = mpsc::channel(1);
+        let (closed_tx, mut closed) = oneshot::channel();
+        closed_tx.send("gone".to_owned()).expect("signal");
+        assert_eq!(
+            pump(&ctx, &mut rx, etx, &mut closed).await,
+            Some("gone".to_owned())
+        );
     }
 }

@@ -127,6 +127,9 @@ pub enum ClusterEvent {
     NodeUp(NodeId),
     /// A node is gone (lease expired, or it left).
     NodeDown(NodeId),
+    /// The link to a node came back after it was down (or had never come up): messages to
+    /// it may have been lost meanwhile, so room interest is sent again.
+    LinkUp(NodeId),
 }
 
 /// A command for the connection registry. The runtime may batch them; order per client id

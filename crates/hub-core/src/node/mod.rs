@@ -281,6 +281,12 @@ impl Node {
                     self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
                 }
             }
+            Input::Cluster(ClusterEvent::LinkUp(node)) => {
+                if self.peers.contains(&node) && self.bus() == Some(BusKind::Grpc) {
+                    let rooms = self.rooms();
+                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
+                }
+            }
             Input::Displaced { client, node } => {
                 if node != self.config.node_id && self.is_clustered() {
                     let op = RemoteOp::Disconnect {

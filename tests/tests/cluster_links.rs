@@ -1,0 +1,141 @@
+//! Peer links that never stall, and the cluster's loss windows closed: large messages,
+//! links cut and restored, nodes met before the membership poll, a registry that lost or
+//! gave away this node's entries.
+
+use std::time::Duration;
+
+use hubbub_tests::cluster::{Bus, Cluster, Registry};
+use hubbub_tests::{eventually, Client};
+use serde_json::{json, Value};
+
+/// Publishes `probe` to `room` from node `from`'s API until `client` receives it (room
+/// interest travels asynchronously), then drains what else arrived; whether it arrived.
+async fn reaches(cluster: &Cluster, from: usize, room: &str, client: &mut Client) -> bool {
+    let body = json!({"room": room, "data": "probe"}).to_string();
+    for _ in 0..100 {
+        cluster.api(from, "/api/publish", &body).await;
+        while let Some(m) = client.try_recv(Duration::from_millis(100)).await {
+            if m["data"] == "probe" {
+                while client.try_recv(Duration::from_millis(200)).await.is_some() {}
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A counter of node `node`'s cluster plumbing (`/stats` → `cluster`).
+async fn counter(cluster: &Cluster, node: usize, name: &str) -> u64 {
+    cluster.stats(node).await["cluster"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("cluster.{name} in /stats"))
+}
+
+/// The next message that is not a probe.
+async fn next_data(client: &mut Client) -> Value {
+    loop {
+        let m = client.recv().await;
+        if m["data"] != "probe" {
+            return m;
+        }
+    }
+}
+
+/// A client publishes a message above gRPC's customary 4 MiB (the nodes accept it: their
+/// send queues hold it); it crosses the link, and normal delivery goes on after it.
+#[tokio::test]
+async fn four_mib_publish_crosses_and_the_link_keeps_delivering() {
+    let limits = ["--max-message-size", "8MiB", "--send-queue-bytes", "16MiB"];
+    let cluster = Cluster::start_with(Registry::Redis, Bus::Grpc, 2, &limits).await;
+    let (mut a, _) = Client::connect(&cluster.url(0, "/ws/big?id=a")).await;
+    let (mut b, _) = Client::connect(&cluster.url(1, "/ws/big?id=b")).await;
+    assert!(reaches(&cluster, 0, "big", &mut b).await, "room interest");
+    while a.try_recv(Duration::from_millis(200)).await.is_some() {}
+
+    let big = "x".repeat(4 * 1024 * 1024 + 512);
+    a.send(json!({"type":"publish","room":"big","data":big}))
+        .await;
+    let got = next_data(&mut b).await;
+    assert_eq!(got["data"].as_str().map(str::len), Some(big.len()));
+    for i in 0..20 {
+        a.send(json!({"type":"publish","room":"big","data":i}))
+            .await;
+    }
+    for i in 0..20 {
+        assert_eq!(
+            next_data(&mut b).await["data"],
+            i,
+            "normal delivery after it"
+        );
+    }
+    assert_eq!(counter(&cluster, 0, "peer_link_resets").await, 0);
+    assert_eq!(counter(&cluster, 1, "peer_decode_errors").await, 0);
+}
+
+/// A node whose peer cannot decode what it sent (that peer has the default limits) gets its
+/// link closed by the peer, makes a new one, and normal delivery resumes: nothing stalls.
+#[tokio::test]
+async fn a_peer_that_cannot_decode_closes_the_link_and_it_comes_back() {
+    let mut cluster = Cluster::start_with(Registry::Redis, Bus::Grpc, 1, &[]).await;
+    cluster.add_node(&["--max-message-size", "8MiB", "--send-queue-bytes", "16MiB"]);
+    cluster.wait_formed(2).await;
+    let (mut a, _) = Client::connect(&cluster.url(1, "/ws/big?id=a")).await;
+    let (mut b, _) = Client::connect(&cluster.url(0, "/ws/big?id=b")).await;
+    assert!(reaches(&cluster, 1, "big", &mut b).await, "room interest");
+
+    let big = "x".repeat(5 * 1024 * 1024);
+    a.send(json!({"type":"publish","room":"big","data":big}))
+        .await;
+    // Later publishes reach the peer again (the new link may need a moment).
+    assert!(
+        reaches(&cluster, 1, "big", &mut b).await,
+        "delivery resumes"
+    );
+    a.send(json!({"type":"publish","room":"big","data":"after"}))
+        .await;
+    assert_eq!(next_data(&mut b).await["data"], "after");
+    assert_eq!(
+        counter(&cluster, 0, "peer_decode_errors").await,
+        1,
+        "the receiver counted the envelope it could not decode"
+    );
+    assert!(
+        counter(&cluster, 1, "peer_link_resets").await >= 1,
+        "the sender saw the link closed and made it again"
+    );
+}
+
+/// Loss window 1: a lookup naming a node this node has not met yet (it joined after the
+/// last membership poll) resolves that node at once; the first emit reaches its client.
+async fn scenario_emit_to_a_node_just_joined(registry: Registry) {
+    let mut cluster = Cluster::start_with(registry, Bus::Grpc, 2, &["--lease-ttl", "10s"]).await;
+    let fresh = cluster.add_node(&["--lease-ttl", "10s"]);
+    let (mut carol, _) = Client::connect(&cluster.url(fresh, "/ws?id=carol")).await;
+    // Carol's registration reached the registry (asked of her own node, which answers
+    // from the registry's batch count: asking another node would make it meet n2).
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            counter(&cluster, fresh, "registry_ops").await >= 1
+        })
+        .await,
+        "carol registered"
+    );
+    assert_eq!(
+        cluster
+            .api(0, "/api/emit", r#"{"to":"carol","data":"first"}"#)
+            .await,
+        json!({"delivered":1}),
+        "the first emit to a client of a node that just joined is delivered"
+    );
+    assert_eq!(carol.recv().await["data"], "first");
+}
+
+#[tokio::test]
+async fn emit_to_a_node_just_joined_redis() {
+    scenario_emit_to_a_node_just_joined(Registry::Redis).await;
+}
+
+#[tokio::test]
+async fn emit_to_a_node_just_joined_etcd() {
+    scenario_emit_to_a_node_just_joined(Registry::Etcd).await;
+}
