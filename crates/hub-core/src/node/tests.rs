@@ -692,3 +692,30 @@ fn a_client_publish_and_a_bus_frame_record_no_request_and_ask_no_answer() {
     )));
     assert_eq!(n.pending_requests(), 0);
 }
+
+#[test]
+fn a_link_that_comes_back_resends_room_interest() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
+    n.handle_input(now, Input::Cluster(ClusterEvent::LinkUp("b".into())));
+    assert!(
+        drain(&mut n).is_empty(),
+        "a node not met yet waits for NodeUp"
+    );
+    n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
+    drain(&mut n);
+    n.handle_input(
+        now,
+        Input::Shard {
+            shard: ShardId(0),
+            report: Report::RoomActive("late".into()),
+        },
+    );
+    drain(&mut n); // the Interest that the broken link lost
+    n.handle_input(now, Input::Cluster(ClusterEvent::LinkUp("b".into())));
+    assert!(matches!(
+        &drain(&mut n)[..],
+        [Output::ToPeer { node, message: PeerMessage::InterestSnapshot { rooms, reply: true } }]
+            if node.as_str() == "b" && rooms == &vec![RoomName::from("late")]
+    ));
+}
