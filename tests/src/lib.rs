@@ -54,6 +54,9 @@ pub fn runtime_for(index: usize) -> &'static str {
     }
 }
 
+/// The cluster secret every node started by [`TestNode::start_clustered`] shares.
+pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789abcdef";
+
 /// A free TCP port on 127.0.0.1 (bound and released; the node binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -70,8 +73,8 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// Starts a cluster node: `--node-id NAME --grpc-listen 127.0.0.1:PORT` plus `flags`;
-    /// returns the node and its gRPC address. The node's position (the digits ending
+    /// Starts a cluster node: `--node-id NAME --grpc-listen 127.0.0.1:PORT --cluster-secret
+    /// CLUSTER_SECRET` plus `flags`; returns the node and its gRPC address. The node's position (the digits ending
     /// `name`) picks its runtime in the `mixed` mode of [`runtime_for`].
     pub fn start_clustered(name: &str, flags: &[&str]) -> (TestNode, String) {
         let grpc = format!("127.0.0.1:{}", free_port());
@@ -79,7 +82,14 @@ impl TestNode {
             .trim_start_matches(|c: char| !c.is_ascii_digit())
             .parse()
             .unwrap_or(0);
-        let mut all = vec!["--node-id", name, "--grpc-listen", grpc.as_str()];
+        let mut all = vec![
+            "--node-id",
+            name,
+            "--grpc-listen",
+            grpc.as_str(),
+            "--cluster-secret",
+            CLUSTER_SECRET,
+        ];
         all.extend_from_slice(flags);
         (TestNode::start_on(runtime_for(index), &all), grpc)
     }

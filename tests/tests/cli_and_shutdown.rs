@@ -76,6 +76,8 @@ fn help_explains_every_flag_and_default() {
         "--send-queue-bytes",
         "--max-connections-per-ip",
         "--shutdown-timeout",
+        "--cluster-secret",
+        "--cluster-secret-file",
     ] {
         assert!(stdout.contains(flag), "--help lists {flag}");
     }

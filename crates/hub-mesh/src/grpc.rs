@@ -11,6 +11,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::health::{add, Health};
+use crate::peer_auth::{unix_now, PeerAuth};
 use crate::{InputSink, NodeApi};
 
 /// Checks `authorization: Bearer KEY` when a key is configured.
@@ -177,16 +178,27 @@ impl pb::producer_server::Producer for ProducerService {
     }
 }
 
-/// The node-to-node service.
+/// The node-to-node service. Every call is checked with [`PeerAuth::verify`] first.
 pub(crate) struct PeerService {
     pub(crate) api: Arc<dyn NodeApi>,
     pub(crate) sink: InputSink,
     pub(crate) health: Arc<Health>,
+    pub(crate) auth: PeerAuth,
 }
 
 type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<pb::PeerEnvelope, Status>> + Send>>;
 
 impl PeerService {
+    /// The authenticated caller (`None` when peers are not authenticated), or
+    /// UNAUTHENTICATED.
+    fn caller(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Option<NodeId>, Status> {
+        self.auth
+            .verify(metadata, unix_now())
+            .inspect_err(|status| {
+                tracing::debug!(reason = status.message(), "refused a node-to-node call");
+            })
+    }
+
     async fn local(
         &self,
         target: Target,
@@ -209,6 +221,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::PeerEmit>,
     ) -> Result<Response<pb::Delivered>, Status> {
+        self.caller(request.metadata())?;
         let r = request.into_inner();
         self.local(
             Target::Client(ClientId::from(name("client", r.client)?)),
@@ -221,6 +234,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::OnlineRequest>,
     ) -> Result<Response<pb::OnlineReply>, Status> {
+        self.caller(request.metadata())?;
         let id = name("id", request.into_inner().id)?;
         match self
             .api
@@ -241,6 +255,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::PeerBroadcast>,
     ) -> Result<Response<pb::Delivered>, Status> {
+        self.caller(request.metadata())?;
         let r = request.into_inner();
         let target = if r.room.is_empty() {
             Target::All
@@ -256,6 +271,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<Streaming<pb::PeerEnvelope>>,
     ) -> Result<Response<Self::LinkStream>, Status> {
+        let caller = self.caller(request.metadata())?;
         let mut inbound = request.into_inner();
         let sink = self.sink.clone();
         let health = self.health.clone();
@@ -279,6 +295,17 @@ impl pb::peer_server::Peer for PeerService {
                     }
                     None => return,
                 };
+                if caller.as_ref().is_some_and(|c| c.as_str() != envelope.from) {
+                    tracing::warn!(
+                        caller = %caller.as_ref().map(NodeId::as_str).unwrap_or_default(),
+                        "refused a peer link: its messages claim another node as sender"
+                    );
+                    let status = Status::unauthenticated(
+                        "node-to-node call refused: `from` is not the authenticated node",
+                    );
+                    let _ = end_tx.send(Err(status)).await;
+                    return;
+                }
                 let from = NodeId::from(envelope.from);
                 add(
                     &health.counters.peer_received,

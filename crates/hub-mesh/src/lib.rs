@@ -9,7 +9,9 @@
 //! - the registry task: joins with a lease (clearing what a previous instance left), renews
 //!   it, batches the router's registry commands into single round trips, watches which nodes
 //!   are alive, and after an outage joins again and re-registers every local client by itself;
-//! - the bus task (Redis pub/sub), which resubscribes by itself after reconnecting.
+//! - the bus task (Redis pub/sub), which resubscribes by itself after reconnecting;
+//! - [`PeerAuth`]: node-to-node calls carry proof of the cluster secret, bound to the
+//!   sending node's id ([`peer_auth`] states the scheme).
 //!
 //! The runtime connects it to its router: [`Cluster::send`] takes the router's registry, bus
 //! and peer outputs; the [`InputSink`] passed to [`Cluster::start`] receives the router's
@@ -19,6 +21,7 @@ mod driver;
 mod grpc;
 mod health;
 mod links;
+pub mod peer_auth;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +36,7 @@ use hub_serve::{BusSpec, RegistrySpec, Settings};
 use tokio::sync::{mpsc, oneshot};
 
 pub use health::ClusterStats;
+pub use peer_auth::PeerAuth;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -86,6 +90,8 @@ pub struct ClusterConfig {
     /// Largest envelope a peer link carries and this node's Peer service decodes (see
     /// [`peer_message_limit`]).
     pub peer_limit: usize,
+    /// The cluster secret node-to-node calls prove (none: peer calls are not authenticated).
+    pub cluster_secret: Option<String>,
 }
 
 /// The smallest peer message limit: gRPC's customary 4 MiB.
@@ -125,6 +131,7 @@ impl ClusterConfig {
             op_timeout: Duration::from_secs(2).min(settings.lease_ttl / 2),
             api_key: settings.api_key.clone(),
             peer_limit: peer_message_limit(settings.send_queue_bytes, settings.max_message_size),
+            cluster_secret: settings.cluster_secret.clone(),
         })
     }
 }
@@ -187,31 +194,47 @@ impl Cluster {
         let with_registry = config.registry != RegistrySpec::Memory;
         let with_bus = with_registry && matches!(config.bus, BusSpec::Redis(_));
         let health = Arc::new(health::Health::new(with_registry, with_bus));
+        let auth = PeerAuth::new(
+            config.node.clone(),
+            config.cluster_secret.as_deref().map(str::as_bytes),
+        );
+        if with_registry && !auth.required() {
+            tracing::warn!(
+                grpc = %grpc_addr,
+                "node-to-node calls are not authenticated (no --cluster-secret): only safe \
+                 while the gRPC listener stays on loopback"
+            );
+        }
         let links = Arc::new(Mutex::new(Links::new(
             config.node.clone(),
             sink.clone(),
             health.clone(),
             config.op_timeout,
             config.peer_limit,
+            auth.clone(),
         )));
 
         let producer = pb::producer_server::ProducerServer::new(grpc::ProducerService {
             api: api.clone(),
             api_key: config.api_key.clone(),
         });
-        let peer = pb::peer_server::PeerServer::new(grpc::PeerService {
-            api,
-            sink: sink.clone(),
-            health: health.clone(),
-        })
-        .max_decoding_message_size(config.peer_limit)
-        .max_encoding_message_size(config.peer_limit);
+        // A standalone node has no peers: it serves no node-to-node service at all.
+        let peer = with_registry.then(|| {
+            pb::peer_server::PeerServer::new(grpc::PeerService {
+                api,
+                sink: sink.clone(),
+                health: health.clone(),
+                auth,
+            })
+            .max_decoding_message_size(config.peer_limit)
+            .max_encoding_message_size(config.peer_limit)
+        });
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(producer)
-                .add_service(peer)
+                .add_optional_service(peer)
                 .serve_with_incoming(incoming)
                 .await;
             if let Err(e) = served {

@@ -26,6 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use crate::health::{add, Health};
+use crate::peer_auth::PeerAuth;
 use crate::InputSink;
 
 /// Messages that may wait for one peer before further ones fail.
@@ -64,6 +65,7 @@ pub(crate) struct Links {
     health: Arc<Health>,
     op_timeout: Duration,
     limit: usize,
+    auth: PeerAuth,
 }
 
 impl Drop for Links {
@@ -82,6 +84,7 @@ impl Links {
         health: Arc<Health>,
         op_timeout: Duration,
         limit: usize,
+        auth: PeerAuth,
     ) -> Self {
         Self {
             me,
@@ -90,6 +93,7 @@ impl Links {
             health,
             op_timeout,
             limit,
+            auth,
         }
     }
 
@@ -125,6 +129,7 @@ impl Links {
                 op_timeout: self.op_timeout,
                 limit: self.limit,
                 stall: STALL_AFTER,
+                auth: self.auth.clone(),
             };
             let task = tokio::spawn(run_link(ctx, rx));
             self.links.insert(
@@ -185,6 +190,8 @@ struct LinkCtx {
     limit: usize,
     /// [`STALL_AFTER`] (shorter in tests).
     stall: Duration,
+    /// Signs the link's calls.
+    auth: PeerAuth,
 }
 
 async fn run_link(ctx: LinkCtx, mut rx: mpsc::Receiver<PeerMessage>) {
@@ -217,9 +224,12 @@ async fn run_link(ctx: LinkCtx, mut rx: mpsc::Receiver<PeerMessage>) {
                 backoff = Duration::from_millis(100);
                 tracing::debug!(%peer, %addr, "peer link up");
                 let (etx, erx) = mpsc::channel::<pb::PeerEnvelope>(IN_FLIGHT);
-                let mut client = pb::peer_client::PeerClient::new(channel)
-                    .max_decoding_message_size(ctx.limit)
-                    .max_encoding_message_size(ctx.limit);
+                let mut client = pb::peer_client::PeerClient::with_interceptor(
+                    channel,
+                    ctx.auth.interceptor(peer.clone()),
+                )
+                .max_decoding_message_size(ctx.limit)
+                .max_encoding_message_size(ctx.limit);
                 let (closed_tx, mut closed) = oneshot::channel::<String>();
                 let call = tokio::spawn(async move {
                     let why = match client.link(ReceiverStream::new(erx)).await {
@@ -407,6 +417,7 @@ mod tests {
             op_timeout: Duration::from_secs(1),
             limit,
             stall,
+            auth: PeerAuth::new("me".into(), None),
         };
         (ctx, seen)
     }

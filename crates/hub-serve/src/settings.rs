@@ -161,6 +161,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Time allowed for a new connection to send its request head. Default 10 s.
     pub handshake_timeout: Duration,
+    /// The cluster secret: node-to-node calls carry proof of it. Needed by a clustered node
+    /// whose gRPC listener is beyond loopback.
+    pub cluster_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -187,6 +190,7 @@ impl Default for Settings {
             max_connections_per_ip: None,
             shutdown_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            cluster_secret: None,
         }
     }
 }
@@ -215,6 +219,7 @@ impl fmt::Debug for Settings {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("cluster_secret", &secret(&self.cluster_secret))
             .finish()
     }
 }
@@ -267,6 +272,7 @@ impl Settings {
             .map_err(|e| format!("--{}: {}", e.setting, e.problem))?;
         check_secret("api-key", self.api_key.as_deref())?;
         check_secret("jwt-secret", self.jwt_secret.as_deref())?;
+        check_secret("cluster-secret", self.cluster_secret.as_deref())?;
         if self.shutdown_timeout.is_zero() {
             return Err("--shutdown-timeout: must be above zero".into());
         }
@@ -279,7 +285,18 @@ impl Settings {
         if self.clustered() && self.grpc_listen.is_none() {
             return Err("--grpc-listen: a clustered node (--registry redis:// or etcd://) needs a gRPC address".into());
         }
-        Ok(())
+        self.check_cluster_exposure()
+    }
+
+    /// A clustered node whose gRPC listener is reachable beyond loopback must authenticate
+    /// its peers: without a cluster secret it does not start.
+    fn check_cluster_exposure(&self) -> Result<(), String> {
+        match (self.clustered(), self.grpc_listen, &self.cluster_secret) {
+            (true, Some(grpc), None) if !grpc.ip().is_loopback() => Err(format!(
+                "--cluster-secret: the gRPC listener {grpc} is reachable beyond loopback, so peers must authenticate; set --cluster-secret or --cluster-secret-file (32 bytes or more, the same on every node)"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -362,5 +379,37 @@ mod tests {
             let e = settings.validate().expect_err(flag);
             assert!(e.starts_with(flag), "{e}");
         }
+    }
+
+    #[test]
+    fn an_exposed_cluster_listener_needs_a_secret() {
+        let exposed = Settings {
+            registry: RegistrySpec::Redis("redis://h:1".into()),
+            grpc_listen: Some(SocketAddr::from(([0, 0, 0, 0], 7001))),
+            ..Settings::default()
+        };
+        let e = exposed.validate().expect_err("no secret");
+        assert!(
+            e.starts_with("--cluster-secret:") && !e.contains('\n'),
+            "{e}"
+        );
+        let loopback = Settings {
+            grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7001))),
+            ..exposed.clone()
+        };
+        loopback.validate().expect("loopback without a secret");
+        let standalone = Settings {
+            registry: RegistrySpec::Memory,
+            ..exposed.clone()
+        };
+        standalone
+            .validate()
+            .expect("a standalone node serves no peers");
+        let secured = Settings {
+            cluster_secret: Some("7".repeat(32)),
+            ..exposed
+        };
+        secured.validate().expect("with a secret");
+        assert!(!format!("{secured:?}").contains("777"));
     }
 }

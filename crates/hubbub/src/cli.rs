@@ -253,6 +253,21 @@ pub(crate) struct ServeArgs {
     /// Time a new connection has to send its HTTP request head.
     #[arg(long, env = "HUBBUB_HANDSHAKE_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = duration)]
     pub(crate) handshake_timeout: Duration,
+
+    /// Cluster secret (32 bytes or more, the same on every node): node-to-node calls carry
+    /// proof of it and calls without are refused. Needed when --grpc-listen is beyond loopback.
+    #[arg(
+        long,
+        env = "HUBBUB_CLUSTER_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) cluster_secret: Option<String>,
+
+    /// File holding the cluster secret (instead of --cluster-secret; a final line break is
+    /// ignored).
+    #[arg(long, env = "HUBBUB_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    pub(crate) cluster_secret_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -269,6 +284,11 @@ impl ServeArgs {
             "jwt-secret",
             self.jwt_secret.as_deref(),
             self.jwt_secret_file.as_deref(),
+        )?;
+        let cluster_secret = resolve_secret(
+            "cluster-secret",
+            self.cluster_secret.as_deref(),
+            self.cluster_secret_file.as_deref(),
         )?;
         Ok(Settings {
             listen: self.listen,
@@ -299,6 +319,7 @@ impl ServeArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_timeout: self.shutdown_timeout,
             handshake_timeout: self.handshake_timeout,
+            cluster_secret,
         })
     }
 }
