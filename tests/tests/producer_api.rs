@@ -1,6 +1,8 @@
 //! The producer HTTP API of PROTOCOL.md on one node.
 
-use hubbub_tests::{http, post, Client, Ended, TestNode};
+use std::time::Duration;
+
+use hubbub_tests::{eventually, http, post, Client, Ended, TestNode};
 use serde_json::json;
 
 #[tokio::test]
@@ -189,4 +191,61 @@ async fn stats_metrics_and_demo_page() {
             .status,
         404
     );
+}
+
+/// `/stats` of `node`: (connections, rooms, queued bytes, opened, closed), with the
+/// per-shard figures checked against the totals.
+async fn gauges(node: &TestNode) -> (u64, u64, u64, u64, u64) {
+    let stats = http(node.addr, "GET", "/stats", None, &[]).await.json();
+    let shards = stats["shards"].as_array().cloned().unwrap_or_default();
+    let sum = |key: &str| shards.iter().filter_map(|s| s[key].as_u64()).sum::<u64>();
+    assert_eq!(stats["connections"].as_u64(), Some(sum("connections")));
+    assert_eq!(stats["queued_bytes"].as_u64(), Some(sum("queued_bytes")));
+    let get = |key: &str| stats[key].as_u64().unwrap_or(u64::MAX);
+    (
+        get("connections"),
+        get("rooms"),
+        get("queued_bytes"),
+        get("opened"),
+        get("closed"),
+    )
+}
+
+#[tokio::test]
+async fn stats_follow_opens_joins_leaves_and_closes() {
+    let node = TestNode::start(&["--shards", "3"]);
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let (c, _) = Client::connect(&node.ws_url(&format!("/ws?id=g{i}"))).await;
+        clients.push(c);
+    }
+    assert_eq!(gauges(&node).await, (6, 0, 0, 6, 0));
+    for (i, c) in clients.iter_mut().enumerate() {
+        for room in ["all", if i % 2 == 0 { "even" } else { "odd" }] {
+            c.send(json!({"type":"join","room":room,"ref":i})).await;
+            assert_eq!(c.recv().await, json!({"type":"ack","ref":i}));
+        }
+    }
+    assert_eq!(gauges(&node).await, (6, 3, 0, 6, 0));
+    for (i, c) in clients.iter_mut().enumerate().filter(|(i, _)| i % 2 == 1) {
+        c.send(json!({"type":"leave","room":"odd","ref":i})).await;
+        assert_eq!(c.recv().await, json!({"type":"ack","ref":i}));
+    }
+    assert_eq!(gauges(&node).await, (6, 2, 0, 6, 0));
+    for c in clients.drain(..3) {
+        c.close().await;
+    }
+    let settled = eventually(Duration::from_secs(5), || async {
+        gauges(&node).await == (3, 2, 0, 6, 3)
+    })
+    .await;
+    assert!(settled, "{:?}", gauges(&node).await);
+    for c in clients.drain(..) {
+        c.close().await;
+    }
+    let settled = eventually(Duration::from_secs(5), || async {
+        gauges(&node).await == (0, 0, 0, 6, 6)
+    })
+    .await;
+    assert!(settled, "{:?}", gauges(&node).await);
 }

@@ -79,10 +79,11 @@ impl SendQueue {
         Some(frame.len())
     }
 
-    /// Drops every queued frame (frames in flight stay counted until written).
-    pub fn clear(&mut self) {
+    /// Drops every queued frame (frames in flight stay counted until written); returns the
+    /// bytes dropped.
+    pub fn clear(&mut self) -> usize {
         self.frames.clear();
-        self.queued_bytes = 0;
+        std::mem::take(&mut self.queued_bytes)
     }
 
     /// Moves up to `max_frames` frames and about `max_bytes` bytes (at least one frame) into
@@ -131,10 +132,10 @@ impl SendQueue {
         moved
     }
 
-    /// The runtime wrote the batch in flight.
-    pub fn batch_written(&mut self) {
-        self.in_flight_bytes = 0;
+    /// The runtime wrote the batch in flight; returns its bytes.
+    pub fn batch_written(&mut self) -> usize {
         self.in_flight_frames = 0;
+        std::mem::take(&mut self.in_flight_bytes)
     }
 }
 

@@ -245,7 +245,7 @@ impl Hub {
                 .collect(),
             totals,
             router: router.stats,
-            rooms: router.rooms.len(),
+            rooms: router.rooms,
             peers: router.peers.iter().map(|p| p.to_string()).collect(),
             degraded: self.inner.cluster.get().and_then(|c| c.degraded()),
             cluster: self

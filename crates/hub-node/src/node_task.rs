@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hub_core::node::{self, Command, NodeStats, Output, Reply};
-use hub_core::{NodeId, RequestId, RoomName};
+use hub_core::{NodeId, RequestId};
 use hub_mesh::{Cluster, ClusterCmd};
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,7 +30,8 @@ pub(crate) enum NodeMsg {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NodeSnap {
     pub(crate) stats: NodeStats,
-    pub(crate) rooms: Vec<RoomName>,
+    /// Rooms with members on this node.
+    pub(crate) rooms: usize,
     pub(crate) peers: Vec<NodeId>,
 }
 
@@ -66,7 +67,7 @@ pub(crate) async fn run<R: Runtime>(
                         NodeMsg::Snapshot(reply) => {
                             let _ = reply.send(NodeSnap {
                                 stats: *router.stats(),
-                                rooms: router.rooms(),
+                                rooms: router.room_count(),
                                 peers: router.peers().cloned().collect(),
                             });
                         }

@@ -221,6 +221,11 @@ impl Node {
         rooms
     }
 
+    /// How many rooms have members on this node; O(1).
+    pub fn room_count(&self) -> usize {
+        self.room_shards.len()
+    }
+
     /// Peers known to have members of `room`.
     pub fn room_peers(&self, room: &str) -> Vec<NodeId> {
         self.room_peers

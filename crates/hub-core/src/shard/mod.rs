@@ -82,6 +82,8 @@ pub struct Shard {
     pong_timers: DeadlineList,
     drain_timers: DeadlineList,
     outputs: VecDeque<Output>,
+    /// Bytes held in all send queues, kept as they change.
+    queued_bytes: usize,
     ready: VecDeque<u32>,
     scratch: Vec<u32>,
     stats: ShardStats,
@@ -112,6 +114,7 @@ impl Shard {
             pong_timers: DeadlineList::new(),
             drain_timers: DeadlineList::new(),
             outputs: VecDeque::new(),
+            queued_bytes: 0,
             ready: VecDeque::new(),
             scratch: Vec::new(),
             stats: ShardStats::default(),
@@ -152,9 +155,9 @@ impl Shard {
         self.ping_timers.len() + self.pong_timers.len() + self.drain_timers.len()
     }
 
-    /// Bytes held in all send queues (walks the table: for snapshots, not hot paths).
+    /// Bytes held in all send queues, queued and in flight (a gauge: O(1)).
     pub fn queued_bytes(&self) -> usize {
-        self.conns.iter().map(|(_, c)| c.queue.bytes()).sum()
+        self.queued_bytes
     }
 
     /// The counters.
@@ -350,7 +353,7 @@ impl Shard {
             }
             Input::Sent { conn } => {
                 if let Some(slot) = self.slot_of(conn) {
-                    self.conns[slot as usize].queue.batch_written();
+                    self.queued_bytes -= self.conns[slot as usize].queue.batch_written();
                     self.mark_ready(slot);
                 }
             }
@@ -594,15 +597,17 @@ impl Shard {
         let mut result = conn.queue.push(frame.clone(), max_bytes, max_frames);
         if result.is_err() && policy == OverflowPolicy::DropOldest {
             while result == Err(QueueFull) {
-                let Some(_) = conn.queue.drop_oldest() else {
+                let Some(dropped) = conn.queue.drop_oldest() else {
                     break;
                 };
+                self.queued_bytes -= dropped;
                 self.stats.dropped_frames += 1;
                 result = conn.queue.push(frame.clone(), max_bytes, max_frames);
             }
         }
         match result {
             Ok(()) => {
+                self.queued_bytes += frame.len();
                 self.mark_ready(slot);
                 true
             }
@@ -765,9 +770,11 @@ impl Shard {
             return;
         };
         if mode == CloseMode::Now {
-            conn.queue.clear();
+            self.queued_bytes -= conn.queue.clear();
         }
-        conn.queue.push_unbounded(frame::close(code, reason));
+        let close = frame::close(code, reason);
+        self.queued_bytes += close.len();
+        conn.queue.push_unbounded(close);
         self.drain_timers
             .schedule(slot, now + self.config.drain_timeout);
         self.mark_ready(slot);
@@ -775,9 +782,10 @@ impl Shard {
 
     /// Removes `slot` from the table and every timer; bumps its generation.
     fn free(&mut self, slot: u32) {
-        if self.conns.try_remove(slot as usize).is_none() {
+        let Some(conn) = self.conns.try_remove(slot as usize) else {
             return;
-        }
+        };
+        self.queued_bytes -= conn.queue.bytes();
         self.ping_timers.cancel(slot);
         self.pong_timers.cancel(slot);
         self.drain_timers.cancel(slot);

@@ -460,6 +460,8 @@ impl Pair {
             "connection ids in slot order"
         );
         assert_eq!(self.shard.connection_count(), open.len());
+        let queued: usize = m.conns.values().map(|c| c.bytes()).sum();
+        assert_eq!(self.shard.queued_bytes(), queued, "queued bytes gauge");
         assert_eq!(self.shard.table_len(), m.conns.len(), "table length");
         assert_eq!(self.shard.timer_count(), m.timer_count(), "timer count");
         assert!(self.shard.timer_count() >= open.len());
