@@ -139,3 +139,100 @@ async fn emit_to_a_node_just_joined_redis() {
 async fn emit_to_a_node_just_joined_etcd() {
     scenario_emit_to_a_node_just_joined(Registry::Etcd).await;
 }
+
+/// A TCP proxy written for the test: forwards every connection on its port to `target`.
+/// [`Proxy::cut`] closes the forwarded connections and stops listening (the port refuses
+/// connections); [`Proxy::restore`] listens again on the same port.
+struct Proxy {
+    port: u16,
+    target: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(port: u16, target: &str) -> Proxy {
+        let proxy = Proxy {
+            port,
+            target: target.to_owned(),
+            tasks: Default::default(),
+        };
+        proxy.restore().await;
+        proxy
+    }
+
+    async fn restore(&self) {
+        let mut listener = None;
+        for _ in 0..100 {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let listener = listener.expect("the proxy port can be bound again");
+        let target = self.target.clone();
+        let tasks = self.tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                if let Ok(mut tasks) = tasks.lock() {
+                    tasks.push(forward);
+                }
+            }
+        });
+        self.tasks.lock().expect("tasks").push(accept);
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().expect("tasks").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Loss window 2: room interest lost while a link was cut heals when the link is back
+/// (and by the periodic digest): the room's publishes reach the node that joined it.
+#[tokio::test]
+async fn interest_lost_during_a_link_cut_heals() {
+    let mut cluster = Cluster::start_with(Registry::Redis, Bus::Grpc, 0, &[]).await;
+    let port = hubbub_tests::free_port();
+    let advertise = format!("127.0.0.1:{port}");
+    cluster.add_node(&["--advertise", &advertise]);
+    let proxy = Proxy::start(port, &cluster.grpc[0]).await;
+    cluster.add_node(&[]);
+    cluster.wait_formed(2).await;
+
+    let (mut b, _) = Client::connect(&cluster.url(1, "/ws/early?id=b")).await;
+    assert!(reaches(&cluster, 0, "early", &mut b).await, "room interest");
+
+    // Node 1 reaches node 0 only through the proxy: cut it while b joins a room.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.send(json!({"type":"join","room":"late","ref":1})).await;
+    assert_eq!(b.recv().await["type"], "ack");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore().await;
+
+    assert!(
+        reaches(&cluster, 0, "late", &mut b).await,
+        "after the link is back, publishes to the room joined during the cut arrive"
+    );
+    assert!(
+        reaches(&cluster, 0, "early", &mut b).await,
+        "and the room joined before"
+    );
+    assert!(counter(&cluster, 1, "peer_link_resets").await >= 1);
+}

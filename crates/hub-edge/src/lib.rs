@@ -21,6 +21,7 @@
 //! - [`demo`]: the page served at `/`.
 //! - [`script`]: the JavaScript client served at `/hubbub.js`, which the demo page uses.
 
+#![recursion_limit = "256"]
 #![warn(missing_docs)]
 
 pub mod api;

@@ -167,6 +167,7 @@ pub fn stats_json(s: &NodeSnapshot) -> String {
         "bus_publishes": r.bus_publishes,
         "bus_received": r.bus_received,
         "bus_echoes": r.bus_echoes,
+        "interest_resyncs": r.interest_resyncs,
         "cluster": {
             "registry_ops": s.cluster.registry_ops,
             "registry_errors": s.cluster.registry_errors,
@@ -396,6 +397,11 @@ pub fn metrics_text(s: &NodeSnapshot) -> String {
             "bus_echoes",
             "Own bus messages that came back and were ignored.",
             r.bus_echoes,
+        ),
+        (
+            "interest_resyncs",
+            "Peer interest digests that disagreed and were healed with a snapshot.",
+            r.interest_resyncs,
         ),
         (
             "registry_ops",

@@ -46,6 +46,7 @@ fn snapshot() -> NodeSnapshot {
             bus_publishes: 4,
             bus_received: 3,
             bus_echoes: 0,
+            interest_resyncs: 0,
         },
         rooms: 2,
         peers: vec!["node-b".into(), "node-c".into()],

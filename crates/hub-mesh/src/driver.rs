@@ -17,6 +17,10 @@ use crate::{ClusterConfig, InputSink};
 /// Registry commands applied in one round trip at most.
 const REGISTRY_BATCH: usize = 10_000;
 
+/// How often the router sends its peers the digest of its room interest (gRPC bus), so a
+/// lost `Interest` heals within this period and a round trip.
+pub(crate) const INTEREST_CHECK: Duration = Duration::from_secs(3);
+
 /// A message for the registry task.
 pub(crate) enum RegistryMsg {
     Command(RegistryCommand),
@@ -45,6 +49,7 @@ pub(crate) async fn registry_task(
         (state.config.lease_ttl / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let renew_every = state.config.lease_ttl / 3;
     let mut last_renew = tokio::time::Instant::now();
+    let mut last_check = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,6 +92,10 @@ pub(crate) async fn registry_task(
                 }
                 if state.joined {
                     state.refresh_members().await;
+                }
+                if last_check.elapsed() >= INTEREST_CHECK {
+                    last_check = tokio::time::Instant::now();
+                    (state.sink)(Input::Cluster(ClusterEvent::InterestCheck));
                 }
             }
         }

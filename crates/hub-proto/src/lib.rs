@@ -95,6 +95,10 @@ pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
             reply: *reply,
         }),
+        PeerMessage::InterestDigest { count, hash } => Kind::Digest(pb::InterestDigest {
+            count: *count,
+            hash: *hash,
+        }),
     };
     Some(pb::PeerMessage { kind: Some(kind) })
 }
@@ -139,6 +143,10 @@ pub fn message_from_pb(message: pb::PeerMessage) -> Result<PeerMessage, BadMessa
         Kind::Snapshot(s) => Ok(PeerMessage::InterestSnapshot {
             rooms: s.rooms.into_iter().map(RoomName::from).collect(),
             reply: s.reply,
+        }),
+        Kind::Digest(d) => Ok(PeerMessage::InterestDigest {
+            count: d.count,
+            hash: d.hash,
         }),
     }
 }
@@ -214,6 +222,10 @@ mod tests {
             PeerMessage::InterestSnapshot {
                 rooms: vec!["a".into(), "b".into()],
                 reply: true,
+            },
+            PeerMessage::InterestDigest {
+                count: 2,
+                hash: u64::MAX - 1,
             },
         ];
         for m in messages {

@@ -118,6 +118,14 @@ pub enum PeerMessage {
         /// since that peer may have dropped this node's interests while it seemed gone).
         reply: bool,
     },
+    /// A digest of every room the sending node has members of (sent periodically); a
+    /// receiver whose view of the sender differs answers with a snapshot asking for one.
+    InterestDigest {
+        /// How many rooms.
+        count: u64,
+        /// The XOR of the rooms' hashes ([`room_hash`](super::room_hash)).
+        hash: u64,
+    },
 }
 
 /// A change in the cluster, as the registry or the transport saw it.
@@ -130,6 +138,9 @@ pub enum ClusterEvent {
     /// The link to a node came back after it was down (or had never come up): messages to
     /// it may have been lost meanwhile, so room interest is sent again.
     LinkUp(NodeId),
+    /// Time to send every peer the digest of this node's room interest (the cluster
+    /// plumbing sends it every few seconds; gRPC bus only).
+    InterestCheck,
 }
 
 /// A command for the connection registry. The runtime may batch them; order per client id

@@ -14,6 +14,7 @@
 //!   exactly those rooms (Redis bus);
 //! - with [`ClusterMode::Standalone`] no registry, bus or peer output is ever produced.
 
+mod digest;
 mod io;
 mod peer;
 
@@ -27,6 +28,7 @@ use crate::hash::FixedMap;
 use crate::ids::{shard_for, ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
 use crate::shard::{Input as ShardInput, Report, Target};
 
+pub use digest::{room_hash, InterestDigest};
 pub use io::{
     BusCommand, ClusterEvent, Command, Input, Output, PeerMessage, RegistryCommand, RemoteOp, Reply,
 };
@@ -97,6 +99,9 @@ pub struct NodeStats {
     pub bus_publishes: u64,
     /// Bus messages received from other nodes.
     pub bus_received: u64,
+    /// Times a peer's interest digest disagreed with this node's view and a snapshot was
+    /// asked for (a lost `Interest` healed).
+    pub interest_resyncs: u64,
     /// Own bus messages that came back and were ignored.
     pub bus_echoes: u64,
 }
@@ -171,6 +176,10 @@ pub struct Node {
     user_shards: FixedMap<UserId, BTreeSet<u16>>,
     peers: BTreeSet<NodeId>,
     room_peers: FixedMap<RoomName, BTreeSet<NodeId>>,
+    /// The digest of this node's rooms (those in `room_shards`).
+    own_digest: InterestDigest,
+    /// The digest of each peer's rooms as `room_peers` records them.
+    peer_digests: FixedMap<NodeId, InterestDigest>,
     pending: FixedMap<u64, Pending>,
     deadlines: VecDeque<(Instant, u64)>,
     next_id: u64,
@@ -189,6 +198,8 @@ impl Node {
             user_shards: FixedMap::default(),
             peers: BTreeSet::new(),
             room_peers: FixedMap::default(),
+            own_digest: InterestDigest::default(),
+            peer_digests: FixedMap::default(),
             pending: FixedMap::default(),
             deadlines: VecDeque::new(),
             next_id: INTERNAL_IDS,
@@ -301,7 +312,17 @@ impl Node {
                     self.send_peer(node, PeerMessage::Request { id: None, op });
                 }
             }
+            Input::Cluster(ClusterEvent::InterestCheck) => {
+                if self.bus() == Some(BusKind::Grpc) {
+                    let InterestDigest { count, hash } = self.own_digest;
+                    let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
+                    for node in peers {
+                        self.send_peer(node, PeerMessage::InterestDigest { count, hash });
+                    }
+                }
+            }
             Input::Cluster(ClusterEvent::NodeDown(node)) => {
+                self.peer_digests.remove(&node);
                 self.peers.remove(&node);
                 self.room_peers.retain(|_, nodes| {
                     nodes.remove(&node);

@@ -2,8 +2,10 @@
 //!
 //! Invariant: a node's interest in a room is announced to every live peer when its first
 //! local member joins and withdrawn when the last one leaves (gRPC bus), or mirrored as a
-//! Redis channel subscription (Redis bus); a peer that (re)appears gets a full snapshot and
-//! answers with its own.
+//! Redis channel subscription (Redis bus); a peer that (re)appears, or whose link comes back,
+//! gets a full snapshot and answers with its own; and every few seconds each peer gets this
+//! node's [`InterestDigest`], which it compares with its view to ask for a snapshot when
+//! they differ.
 
 use std::time::Instant;
 
@@ -11,6 +13,11 @@ use super::*;
 
 impl Node {
     pub(super) fn room_interest(&mut self, room: RoomName, active: bool) {
+        if active {
+            self.own_digest.add(room.as_str());
+        } else {
+            self.own_digest.remove(room.as_str());
+        }
         match self.bus() {
             Some(BusKind::Grpc) => {
                 let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
@@ -69,10 +76,20 @@ impl Node {
                 });
             }
             PeerMessage::Interest { room, active } => {
+                let digest = self.peer_digests.entry(from.clone()).or_default();
                 if active {
-                    self.room_peers.entry(room).or_default().insert(from);
+                    if self
+                        .room_peers
+                        .entry(room.clone())
+                        .or_default()
+                        .insert(from)
+                    {
+                        digest.add(room.as_str());
+                    }
                 } else if let Some(nodes) = self.room_peers.get_mut(room.as_str()) {
-                    nodes.remove(&from);
+                    if nodes.remove(&from) {
+                        digest.remove(room.as_str());
+                    }
                     if nodes.is_empty() {
                         self.room_peers.remove(room.as_str());
                     }
@@ -83,12 +100,18 @@ impl Node {
                     nodes.remove(&from);
                     !nodes.is_empty()
                 });
+                let mut digest = InterestDigest::default();
                 for room in rooms {
-                    self.room_peers
-                        .entry(room)
+                    if self
+                        .room_peers
+                        .entry(room.clone())
                         .or_default()
-                        .insert(from.clone());
+                        .insert(from.clone())
+                    {
+                        digest.add(room.as_str());
+                    }
                 }
+                self.peer_digests.insert(from.clone(), digest);
                 if reply && self.bus() == Some(BusKind::Grpc) {
                     let rooms = self.rooms();
                     self.send_peer(
@@ -98,6 +121,19 @@ impl Node {
                             reply: false,
                         },
                     );
+                }
+            }
+            PeerMessage::InterestDigest { count, hash } => {
+                let view = self.peer_digests.get(&from).copied().unwrap_or_default();
+                if view != (InterestDigest { count, hash })
+                    && self.peers.contains(&from)
+                    && self.bus() == Some(BusKind::Grpc)
+                {
+                    // Our view of the sender lost something (or kept what it withdrew):
+                    // send our rooms and ask for theirs.
+                    self.stats.interest_resyncs += 1;
+                    let rooms = self.rooms();
+                    self.send_peer(from, PeerMessage::InterestSnapshot { rooms, reply: true });
                 }
             }
         }

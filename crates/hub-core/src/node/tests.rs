@@ -719,3 +719,76 @@ fn a_link_that_comes_back_resends_room_interest() {
             if node.as_str() == "b" && rooms == &vec![RoomName::from("late")]
     ));
 }
+
+#[test]
+fn a_digest_that_disagrees_asks_for_a_snapshot() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
+    n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
+    let interest = |room: &str, active| Input::Peer {
+        from: "b".into(),
+        message: PeerMessage::Interest {
+            room: room.into(),
+            active,
+        },
+    };
+    n.handle_input(now, interest("x", true));
+    n.handle_input(now, interest("y", true));
+    n.handle_input(now, interest("x", true)); // repeated: counted once
+    n.handle_input(now, interest("y", false));
+    drain(&mut n);
+    let mut theirs = InterestDigest::default();
+    theirs.add("x");
+    let digest = |d: InterestDigest| Input::Peer {
+        from: "b".into(),
+        message: PeerMessage::InterestDigest {
+            count: d.count,
+            hash: d.hash,
+        },
+    };
+    n.handle_input(now, digest(theirs));
+    assert!(drain(&mut n).is_empty(), "views agree: nothing to do");
+    // b gained "z" but its Interest was lost on the way.
+    theirs.add("z");
+    n.handle_input(now, digest(theirs));
+    assert!(matches!(
+        &drain(&mut n)[..],
+        [Output::ToPeer {
+            message: PeerMessage::InterestSnapshot { reply: true, .. },
+            ..
+        }]
+    ));
+    assert_eq!(n.stats().interest_resyncs, 1);
+    let answer = PeerMessage::InterestSnapshot {
+        rooms: vec!["x".into(), "z".into()],
+        reply: false,
+    };
+    n.handle_input(
+        now,
+        Input::Peer {
+            from: "b".into(),
+            message: answer,
+        },
+    );
+    assert_eq!(n.room_peers("z"), vec![NodeId::from("b")]);
+    n.handle_input(now, digest(theirs));
+    assert!(drain(&mut n).is_empty(), "healed");
+
+    // Our own digest goes to every peer on a check, and follows our rooms.
+    n.handle_input(
+        now,
+        Input::Shard {
+            shard: ShardId(0),
+            report: Report::RoomActive("mine".into()),
+        },
+    );
+    drain(&mut n);
+    n.handle_input(now, Input::Cluster(ClusterEvent::InterestCheck));
+    let mut mine = InterestDigest::default();
+    mine.add("mine");
+    assert!(matches!(
+        &drain(&mut n)[..],
+        [Output::ToPeer { message: PeerMessage::InterestDigest { count, hash }, .. }]
+            if *count == mine.count && *hash == mine.hash
+    ));
+}
