@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hubbub_tests::cluster::{Bus, Cluster, Registry};
-use hubbub_tests::{eventually, Client};
+use hubbub_tests::{eventually, http, Client, Ended};
 use serde_json::{json, Value};
 
 /// Publishes `probe` to `room` from node `from`'s API until `client` receives it (room
@@ -235,4 +235,91 @@ async fn interest_lost_during_a_link_cut_heals() {
         "and the room joined before"
     );
     assert!(counter(&cluster, 1, "peer_link_resets").await >= 1);
+}
+
+/// Loss window 3, Redis: renewal notices that the registry lost this node's client entries
+/// (a server restored from an older snapshot, entries deleted behind its back, a flush) and
+/// writes them again within a renewal period.
+#[tokio::test]
+async fn entries_the_registry_lost_are_written_again() {
+    let cluster = Cluster::start_with(Registry::Redis, Bus::Grpc, 2, &[]).await;
+    let (_c1, _) = Client::connect(&cluster.url(0, "/ws?id=c1")).await;
+    let (mut c2, _) = Client::connect(&cluster.url(0, "/ws?id=c2")).await;
+    cluster.wait_online(1, "c1", "n0").await;
+    cluster.wait_online(1, "c2", "n0").await;
+    let redis = cluster.redis.as_ref().expect("redis");
+    // What a restore from an older snapshot leaves behind: c2's entry and its place in
+    // n0's client set are gone, n0's lease is not.
+    assert_eq!(redis.raw(b"DEL hubbub:client:c2\r\n"), b":1\r\n");
+    assert_eq!(redis.raw(b"SREM hubbub:node-clients:n0 c2\r\n"), b":1\r\n");
+    cluster.wait_online(1, "c2", "n0").await;
+    assert!(counter(&cluster, 0, "registry_rewrites").await >= 1);
+    assert_eq!(
+        cluster
+            .api(1, "/api/emit", r#"{"to":"c2","data":"back"}"#)
+            .await,
+        json!({"delivered":1})
+    );
+    assert_eq!(c2.recv().await["data"], "back");
+
+    // A flush takes the lease too: the node joins again and restores both.
+    assert_eq!(redis.raw(b"FLUSHALL\r\n"), b"+OK\r\n");
+    cluster.wait_online(1, "c1", "n0").await;
+    cluster.wait_online(1, "c2", "n0").await;
+}
+
+/// Loss window 3: a node paused past its lease (a GC pause, a VM migration) comes back with
+/// restore semantics: a client that reconnected elsewhere meanwhile stays there, and the
+/// paused node closes its own, older connection with 4000.
+async fn scenario_paused_past_the_lease(registry: Registry) {
+    let cluster = Cluster::start(registry, Bus::Grpc).await;
+    let (mut older, _) = Client::connect(&cluster.url(0, "/ws?id=x")).await;
+    cluster.wait_online(2, "x", "n0").await;
+    cluster.nodes[0].signal("STOP");
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            cluster.online(2, "x").await == json!({"online":false})
+        })
+        .await,
+        "the paused node's lease expired"
+    );
+    let (mut newer, _) = Client::connect(&cluster.url(1, "/ws?id=x")).await;
+    cluster.wait_online(2, "x", "n1").await;
+    cluster.nodes[0].signal("CONT");
+
+    assert_eq!(
+        older.ended().await,
+        Ended::Close(4000),
+        "the paused node closes its older connection as replaced"
+    );
+    let addr0 = cluster.nodes[0].addr;
+    assert!(
+        eventually(Duration::from_secs(15), || async move {
+            http(addr0, "GET", "/healthz", None, &[]).await.status == 200
+        })
+        .await,
+        "the paused node joined again"
+    );
+    assert_eq!(
+        cluster.online(2, "x").await,
+        json!({"online":true,"node":"n1"}),
+        "the registry still points at the newer connection"
+    );
+    assert_eq!(
+        cluster
+            .api(2, "/api/emit", r#"{"to":"x","data":"still here"}"#)
+            .await,
+        json!({"delivered":1})
+    );
+    assert_eq!(newer.recv().await["data"], "still here");
+}
+
+#[tokio::test]
+async fn paused_past_the_lease_redis() {
+    scenario_paused_past_the_lease(Registry::Redis).await;
+}
+
+#[tokio::test]
+async fn paused_past_the_lease_etcd() {
+    scenario_paused_past_the_lease(Registry::Etcd).await;
 }

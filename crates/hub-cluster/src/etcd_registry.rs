@@ -37,7 +37,7 @@ use hub_core::{ClientId, NodeId};
 
 use crate::error::etcd;
 use crate::ops::{Op, Outcome};
-use crate::{ClusterError, NodeInfo, RegistryConfig};
+use crate::{ClusterError, NodeInfo, RegistryConfig, Renewed};
 
 /// Prefix of node keys.
 pub const NODES_PREFIX: &str = "/hubbub/nodes/";
@@ -171,7 +171,7 @@ impl EtcdRegistry {
     }
 
     /// Sends one keep-alive for this node's lease; [`ClusterError::LeaseExpired`] if it is gone.
-    pub async fn renew(&self) -> Result<(), ClusterError> {
+    pub async fn renew(&self) -> Result<Renewed, ClusterError> {
         let Some(lease) = self.lease_id() else {
             return Err(ClusterError::LeaseExpired);
         };
@@ -198,7 +198,8 @@ impl EtcdRegistry {
         match self.bounded(work).await {
             Ok(Some(keeper)) => {
                 *slot = Some(Box::new(keeper));
-                Ok(())
+                // Entries live and die with the lease: nothing to count.
+                Ok(Renewed { clients: None })
             }
             Ok(None) | Err(ClusterError::LeaseExpired) => {
                 self.forget_lease(lease);

@@ -15,7 +15,9 @@
 //!
 //! 1. [`Registry::connect`], then [`Registry::join`] (clears what a previous instance of
 //!    this node id left, then announces the node with a lease of `lease_ttl`).
-//! 2. [`Registry::renew`] every `lease_ttl / 3`. It costs O(1) per node.
+//! 2. [`Registry::renew`] every `lease_ttl / 3`. It costs O(1) per node. When it reports
+//!    fewer client entries than the node has connections, call [`Registry::restore`] with
+//!    the local clients (entries were lost behind the node's back).
 //! 3. Batches of the router's `RegistryCommand`s go to [`Registry::apply`], one round trip
 //!    each. Answer each lookup with its result, and close (code 4000) the connection of every
 //!    `displaced` client on the node named.
@@ -64,6 +66,15 @@ use ops::{batch_result, Op, Outcome};
 
 /// The default bound on every registry and bus call.
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewed {
+    /// How many client entries the registry holds for this node, where the backend counts
+    /// them (Redis: the node's client set). `None` on etcd, whose entries live and die with
+    /// the lease itself.
+    pub clients: Option<u64>,
+}
 
 /// A live node as the registry lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +195,11 @@ impl Registry {
 
     /// Renew the lease (call it every lease_ttl/3). O(1) per node, never per connection.
     /// [`ClusterError::LeaseExpired`] means the lease is gone: join again and re-register.
-    pub async fn renew(&self) -> Result<(), ClusterError> {
+    /// The answer says how many client entries the backend holds for this node where it
+    /// keeps that count (Redis): fewer than the node's own connections means entries were
+    /// lost (a server restored from an older snapshot): write them again with
+    /// [`Registry::restore`].
+    pub async fn renew(&self) -> Result<Renewed, ClusterError> {
         match self {
             Registry::Redis(r) => r.renew().await,
             Registry::Etcd(r) => r.renew().await,

@@ -13,7 +13,10 @@
 //!
 //! - Liveness is per node: a client entry counts only while its node's key exists. An entry
 //!   whose node key expired reads as offline at once; the lookup that finds it deletes it.
-//!   Renewal is one `SET XX PX` per node, never per connection.
+//!   Renewal is one `SET XX PX` per node, never per connection, pipelined with an `SCARD`
+//!   of the node's client set: a count below the node's own (a server restored from an
+//!   older snapshot, entries deleted behind its back) makes the node write its entries
+//!   again with Restore.
 //! - Register, Unregister, Lookup and Restore are Lua scripts (atomic, `EVALSHA` with the
 //!   script cached; each pipeline starts with `SCRIPT LOAD` of the scripts it uses, so a
 //!   restarted or flushed server needs no retry). A batch is one pipeline: one round trip,
@@ -36,7 +39,7 @@ use redis::{Script, Value};
 use crate::error::REDIS_LEASE_EXPIRED;
 use crate::ops::{Op, Outcome};
 use crate::redis_link::RedisLink;
-use crate::{ClusterError, NodeInfo, RegistryConfig};
+use crate::{ClusterError, NodeInfo, RegistryConfig, Renewed};
 
 /// Prefix of node keys.
 pub const NODE_PREFIX: &str = "hubbub:node:";
@@ -215,7 +218,7 @@ impl RedisRegistry {
     }
 
     /// Extends the node key's life; [`ClusterError::LeaseExpired`] if it is gone.
-    pub async fn renew(&self) -> Result<(), ClusterError> {
+    pub async fn renew(&self) -> Result<Renewed, ClusterError> {
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
             .arg(&self.node_key)
@@ -223,9 +226,12 @@ impl RedisRegistry {
             .arg("XX")
             .arg("PX")
             .arg(self.ttl_ms());
-        let (reply,): (Option<String>,) = self.link.query(&pipe).await?;
+        pipe.cmd("SCARD").arg(&self.own_clients);
+        let (reply, clients): (Option<String>, u64) = self.link.query(&pipe).await?;
         match reply {
-            Some(_) => Ok(()),
+            Some(_) => Ok(Renewed {
+                clients: Some(clients),
+            }),
             None => Err(ClusterError::LeaseExpired),
         }
     }

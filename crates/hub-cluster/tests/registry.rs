@@ -331,6 +331,15 @@ async fn renew_keeps_a_node_alive(kind: Kind) {
     }
     assert_eq!(lookup(&b, "steady").await, id("a"));
     assert_eq!(ids(&b.nodes().await.expect("nodes")), ["a", "b"]);
+    // Renewal counts the node's entries where the backend keeps that count (Redis); b taking
+    // one of a's clients takes it out of a's count.
+    a.apply(&[register("moved")]).await.expect("register");
+    b.apply(&[register("moved")]).await.expect("b takes it");
+    let expected = match kind {
+        Kind::Redis => Some(1),
+        Kind::Etcd => None,
+    };
+    assert_eq!(a.renew().await.expect("renew").clients, expected);
 }
 
 async fn ten_thousand_registers(kind: Kind) {

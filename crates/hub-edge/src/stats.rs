@@ -62,6 +62,8 @@ pub struct ClusterCounters {
     pub registry_errors: u64,
     /// Times the node (re)joined the registry.
     pub registry_joins: u64,
+    /// Times renewal found this node's client entries missing and wrote them again.
+    pub registry_rewrites: u64,
     /// Messages sent to peers.
     pub peer_sent: u64,
     /// Messages received from peers.
@@ -172,6 +174,7 @@ pub fn stats_json(s: &NodeSnapshot) -> String {
             "registry_ops": s.cluster.registry_ops,
             "registry_errors": s.cluster.registry_errors,
             "registry_joins": s.cluster.registry_joins,
+            "registry_rewrites": s.cluster.registry_rewrites,
             "peer_sent": s.cluster.peer_sent,
             "peer_received": s.cluster.peer_received,
             "peer_errors": s.cluster.peer_errors,
@@ -417,6 +420,11 @@ pub fn metrics_text(s: &NodeSnapshot) -> String {
             "registry_joins",
             "Times the node (re)joined the registry.",
             s.cluster.registry_joins,
+        ),
+        (
+            "registry_rewrites",
+            "Times renewal found this node's client entries missing and wrote them again.",
+            s.cluster.registry_rewrites,
         ),
         (
             "peer_messages_sent",

@@ -1,11 +1,17 @@
 //! The cluster tasks: the registry (join, lease renewal, membership, batched commands,
 //! recovery) and the Redis bus.
+//!
+//! Recovery: after an outage (or a lease that expired while the node was paused) the node
+//! joins again and restores its clients' entries with [`Registry::restore`]: an entry that
+//! now points at another live node stays there and this node's older connection is closed
+//! with 4000. A renewal that finds fewer entries for this node than it has clients (Redis
+//! restored from an older snapshot, entries deleted) restores them the same way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hub_cluster::{BusEvent, RedisBus, Registry, RegistryConfig};
+use hub_cluster::{BusEvent, RedisBus, Registry, RegistryConfig, Renewed};
 use hub_core::node::{BusCommand, ClusterEvent, Input, RegistryCommand};
 use hub_core::{ClientId, NodeId, UserId};
 use tokio::sync::{mpsc, oneshot};
@@ -86,8 +92,12 @@ pub(crate) async fn registry_task(
                         Ok(r) => bounded(state.limit(), r.renew()).await,
                         Err(e) => Err(e),
                     };
-                    if let Err(e) = renewed {
-                        state.lost(format!("lease renewal failed: {e}"));
+                    match renewed {
+                        Ok(Renewed { clients: Some(held) }) if held < state.local.len() as u64 => {
+                            state.rewrite(held).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => state.lost(format!("lease renewal failed: {e}")),
                     }
                 }
                 if state.joined {
@@ -179,29 +189,51 @@ impl RegistryState {
         if let Err(e) = joined {
             return self.lost(e);
         }
-        let again: Vec<RegistryCommand> = self
-            .local
-            .iter()
-            .map(|(client, user)| RegistryCommand::Register {
-                client: client.clone(),
-                user: user.clone(),
-            })
-            .collect();
-        let count = again.len();
-        for chunk in again.chunks(REGISTRY_BATCH) {
-            let applied = match self.registry() {
-                Ok(r) => bounded(self.limit(), r.apply(chunk)).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = applied {
-                return self.lost(e);
-            }
-        }
+        let count = match self.restore_local().await {
+            Ok(count) => count,
+            Err(e) => return self.lost(e),
+        };
         self.joined = true;
         add(&self.health.counters.registry_joins, 1);
         self.health.set_registry(None);
         tracing::info!(registry = %self.config.registry.describe(), clients = count, "joined the cluster registry");
         self.refresh_members().await;
+    }
+
+    /// Writes every local client's entry again without taking any back (restore semantics):
+    /// a client that another live node holds now stays there, and this node's older
+    /// connection with its id is closed with 4000. Returns how many clients were written.
+    async fn restore_local(&mut self) -> Result<usize, String> {
+        let clients: Vec<ClientId> = self.local.keys().cloned().collect();
+        let mut written = clients.len();
+        for chunk in clients.chunks(REGISTRY_BATCH) {
+            let restored = match self.registry() {
+                Ok(r) => bounded(self.limit(), r.restore(chunk)).await,
+                Err(e) => Err(e),
+            }?;
+            for (client, holder) in restored {
+                tracing::info!(%client, %holder, "another node holds this client now; closing the older connection here (4000)");
+                self.local.remove(&client);
+                written -= 1;
+                (self.sink)(Input::Superseded { client });
+            }
+        }
+        Ok(written)
+    }
+
+    /// Renewal found fewer entries for this node (`held`) than it has clients: the registry
+    /// lost some (restored from an older snapshot, or deleted behind its back). Writes them
+    /// again.
+    async fn rewrite(&mut self, held: u64) {
+        tracing::warn!(
+            held,
+            local = self.local.len(),
+            "the registry lost client entries of this node; writing them again"
+        );
+        add(&self.health.counters.registry_rewrites, 1);
+        if let Err(e) = self.restore_local().await {
+            self.lost(e);
+        }
     }
 
     /// Applies a batch; lookups are answered (with "nowhere" when the registry is down).

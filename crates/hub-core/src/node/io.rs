@@ -243,6 +243,13 @@ pub enum Input {
         /// The node that held it.
         node: NodeId,
     },
+    /// Another live node holds `client` now: when this node wrote its entries again after
+    /// an outage, the registry kept that newer registration. This node's connection with the
+    /// id is the older one and is closed with 4000.
+    Superseded {
+        /// The client id.
+        client: ClientId,
+    },
 }
 
 /// Something the runtime must do, drained with [`Node::poll_output`](super::Node::poll_output).

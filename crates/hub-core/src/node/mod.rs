@@ -312,6 +312,12 @@ impl Node {
                     self.send_peer(node, PeerMessage::Request { id: None, op });
                 }
             }
+            Input::Superseded { client } => {
+                if self.is_clustered() {
+                    let code = close_code::REPLACED;
+                    self.close_on_owner(now, Origin::Nobody, client, code, Stage::Count);
+                }
+            }
             Input::Cluster(ClusterEvent::InterestCheck) => {
                 if self.bus() == Some(BusKind::Grpc) {
                     let InterestDigest { count, hash } = self.own_digest;

@@ -792,3 +792,26 @@ fn a_digest_that_disagrees_asks_for_a_snapshot() {
             if *count == mine.count && *hash == mine.hash
     ));
 }
+
+#[test]
+fn a_superseded_client_is_closed_here_with_4000() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 2);
+    n.handle_input(now, Input::Superseded { client: "x".into() });
+    let out = drain(&mut n);
+    assert!(matches!(
+        &out[..],
+        [Output::ToShard { input: ShardInput::Disconnect { target: Target::Client(c), code, .. }, .. }]
+            if c.as_str() == "x" && *code == close_code::REPLACED
+    ));
+    // The shard's answer finishes the request without a reply to anyone.
+    let rest = answer_shards(&mut n, now, &out, 1, false);
+    assert!(rest.is_empty());
+    assert_eq!(n.pending_requests(), 0);
+    let mut alone = node(ClusterMode::Standalone, 1);
+    alone.handle_input(now, Input::Superseded { client: "x".into() });
+    assert!(
+        drain(&mut alone).is_empty(),
+        "a standalone node has no registry"
+    );
+}
