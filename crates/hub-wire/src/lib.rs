@@ -7,7 +7,14 @@
 //! the tokio runtime, the smol runtime and the hand-written event loop all
 //! share exactly the same protocol logic.
 //!
-//! # How a runtime uses it
+//! # The server connection
+//!
+//! [`server::ServerConn`] puts all of the below behind one sans-IO value per TCP socket:
+//! feed it bytes and `now`, take events (requests, upgrades, messages, closes) and the bytes
+//! to write, sleep until its deadline. New event loops should start there; its module docs
+//! show the loop. The pieces it is built from stay usable on their own:
+//!
+//! # How a runtime uses the pieces
 //!
 //! 1. Read from the socket into a (possibly shared) buffer and call
 //!    [`http::parse_request`] on the bytes accumulated so far, until it
@@ -33,6 +40,7 @@
 //! * An idle [`ws::FrameDecoder`] (nothing pending) owns no heap allocation.
 
 pub mod http;
+pub mod server;
 pub mod ws;
 
 pub use http::{parse_request, upgrade_response, HttpError, Parsed, RequestHead, Response};

@@ -92,7 +92,7 @@ impl FrameDecoder {
     /// On error, `out` holds everything decoded before the violation and the
     /// returned [`WsError`] carries the close code to send. After an error or
     /// a [`Decoded::Close`], later calls return `Ok(())` and push nothing.
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
+    pub fn decode<E: Extend<Decoded>>(&mut self, input: &[u8], out: &mut E) -> Result<(), WsError> {
         if self.finished {
             return Ok(());
         }
@@ -114,6 +114,11 @@ impl FrameDecoder {
     /// Counts allocated buffer capacity plus partial header bytes; 0 when idle.
     pub fn buffered(&self) -> usize {
         self.partial.as_ref().map_or(0, |d| d.buffered())
+    }
+
+    /// Whether nothing is incomplete and more input is still decoded (an idle, usable decoder).
+    pub fn is_idle(&self) -> bool {
+        self.partial.is_none() && !self.finished
     }
 
     /// Whether the decoder has seen an error or a close frame and ignores further input.
@@ -168,7 +173,7 @@ impl Decoding {
 
     /// See [`FrameDecoder::decode`]. (Never called once finished: [`FrameDecoder`] drops a
     /// finished state and ignores further input itself.)
-    fn decode(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
+    fn decode<E: Extend<Decoded>>(&mut self, input: &[u8], out: &mut E) -> Result<(), WsError> {
         let result = self.decode_inner(input, out);
         if result.is_err() {
             self.finish();
@@ -207,7 +212,11 @@ impl Decoding {
     }
 
     /// The decoding loop: alternates between reading headers and payloads.
-    fn decode_inner(&mut self, input: &[u8], out: &mut Vec<Decoded>) -> Result<(), WsError> {
+    fn decode_inner<E: Extend<Decoded>>(
+        &mut self,
+        input: &[u8],
+        out: &mut E,
+    ) -> Result<(), WsError> {
         let mut rest = input;
         loop {
             if let Some(mut frame) = self.frame {
@@ -216,7 +225,13 @@ impl Decoding {
                 rest = tail;
                 self.append_payload(&mut frame, chunk);
                 if frame.remaining > 0 {
-                    // `rest` is exhausted: wait for more input.
+                    // `rest` is exhausted: wait for more input. Text is checked as it
+                    // arrives, so invalid UTF-8 fails fast, before the frame ends.
+                    if matches!(frame.kind, FrameKind::Data { .. })
+                        && self.message_kind == Some(MessageKind::Text)
+                    {
+                        self.check_utf8(false)?;
+                    }
                     self.frame = Some(frame);
                     return Ok(());
                 }
@@ -375,7 +390,11 @@ impl Decoding {
     }
 
     /// Handles a frame whose payload is complete.
-    fn complete_frame(&mut self, kind: FrameKind, out: &mut Vec<Decoded>) -> Result<(), WsError> {
+    fn complete_frame<E: Extend<Decoded>>(
+        &mut self,
+        kind: FrameKind,
+        out: &mut E,
+    ) -> Result<(), WsError> {
         match kind {
             FrameKind::Data { fin } => {
                 if self.message_kind == Some(MessageKind::Text) {
@@ -384,17 +403,21 @@ impl Decoding {
                 if fin {
                     let payload = Bytes::from(mem::take(&mut self.message));
                     self.utf8_checked = 0;
-                    out.push(match self.message_kind.take() {
+                    out.extend(Some(match self.message_kind.take() {
                         Some(MessageKind::Text) => Decoded::Text(payload),
                         Some(MessageKind::Binary) | None => Decoded::Binary(payload),
-                    });
+                    }));
                 }
             }
-            FrameKind::Ping => out.push(Decoded::Ping(Bytes::from(mem::take(&mut self.control)))),
-            FrameKind::Pong => out.push(Decoded::Pong(Bytes::from(mem::take(&mut self.control)))),
+            FrameKind::Ping => out.extend(Some(Decoded::Ping(Bytes::from(mem::take(
+                &mut self.control,
+            ))))),
+            FrameKind::Pong => out.extend(Some(Decoded::Pong(Bytes::from(mem::take(
+                &mut self.control,
+            ))))),
             FrameKind::Close => {
                 let closed = parse_close(&self.control)?;
-                out.push(closed);
+                out.extend(Some(closed));
                 self.finish();
             }
         }

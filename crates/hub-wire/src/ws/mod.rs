@@ -6,6 +6,9 @@
 //! * Every [`Decoded`] value is a complete, validated message or control
 //!   frame: text is valid UTF-8, close codes are sendable codes, messages fit
 //!   within the decoder's `max_message_size`.
+//! * Decoding fails fast: a violation is reported as soon as the byte that
+//!   shows it arrives (invalid UTF-8 in the middle of a text frame included),
+//!   and nothing that follows it is decoded.
 //! * Every protocol violation maps to exactly one [`WsError`] carrying the
 //!   close code to send (1002, 1007 or 1009); after it, or after a close
 //!   frame, the decoder ignores all further input.
@@ -87,6 +90,11 @@ impl WsError {
 /// Whether `code` may appear in a close frame on the wire (1000–1003, 1007–1011, 3000–4999).
 pub fn is_valid_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+}
+
+/// The close code to answer a client's close frame with: its own when that may be sent, else 1000.
+pub fn echo_code(code: Option<u16>) -> u16 {
+    code.filter(|&c| is_valid_close_code(c)).unwrap_or(1000)
 }
 
 /// Parses a close frame payload into [`Decoded::Close`].

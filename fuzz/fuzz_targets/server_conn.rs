@@ -1,0 +1,12 @@
+//! The sans-IO server connection fed arbitrary byte streams split at arbitrary points,
+//! interleaved with time, partial writes, end of stream and the caller's answers (body:
+//! `hub_wire::server::fuzzing::conn_stream`).
+//!
+//! Run for one minute (`cargo +nightly fuzz run server_conn -- -max_total_time=60`):
+//! FIGURES
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| hub_wire::server::fuzzing::conn_stream(data));
