@@ -2,8 +2,7 @@
 //! interleaved with time, partial writes, end of stream and the caller's answers (body:
 //! `hub_wire::server::fuzzing::conn_stream`).
 //!
-//! Run for one minute (`cargo +nightly fuzz run server_conn -- -max_total_time=60`):
-//! FIGURES
+//! Run: `cargo +nightly fuzz run server_conn -- -max_total_time=60`.
 
 #![no_main]
 
