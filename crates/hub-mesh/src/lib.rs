@@ -5,10 +5,15 @@
 //! compatibility layer):
 //! - the gRPC server: `hubbub.v1.Producer` (the producer API) and `hubbub.v1.Peer`
 //!   (node-to-node, with the batched `Link` stream);
-//! - one outbound link per peer, batching the router's messages for it;
+//! - one outbound link per peer, batching the router's messages for it in envelopes bounded
+//!   in messages and bytes below the peer message limit ([`peer_message_limit`]), with a
+//!   deadline on every send; a link that stalls or that the peer closes is made again;
 //! - the registry task: joins with a lease (clearing what a previous instance left), renews
-//!   it, batches the router's registry commands into single round trips, watches which nodes
-//!   are alive, and after an outage joins again and re-registers every local client by itself;
+//!   it (and writes this node's entries again when Redis lost some), batches the router's
+//!   registry commands into single round trips, watches which nodes are alive (and reads a
+//!   node's address at once when a lookup names one it has not met), after an outage joins
+//!   again and restores every local client by itself without taking an id back, and asks
+//!   the router every few seconds to send its peers the digest of its room interest;
 //! - the bus task (Redis pub/sub), which resubscribes by itself after reconnecting;
 //! - [`PeerAuth`]: node-to-node calls carry proof of the cluster secret, bound to the
 //!   sending node's id ([`peer_auth`] states the scheme).
