@@ -72,7 +72,7 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Renewed {
     /// How many client entries the registry holds for this node, where the backend counts
     /// them (Redis: the node's client set). `None` on etcd, whose entries live and die with
-    /// the lease itself.
+    /// the lease itself (an etcd restored from an older snapshot is not detected).
     pub clients: Option<u64>,
 }
 
