@@ -127,6 +127,21 @@ fn a_plain_request_is_answered_and_kept_alive() {
 }
 
 #[test]
+fn without_keep_alive_every_answer_closes() {
+    let mut h = Harness::with(ConnConfig {
+        keep_alive: false,
+        ..ConnConfig::default()
+    });
+    h.recv(b"GET / HTTP/1.1\r\n\r\n");
+    h.conn
+        .respond(h.now, &Response::text(200, "x"))
+        .expect("answer");
+    let (_, events) = h.flush();
+    assert_eq!(events, vec![ConnEvent::ShutdownWrite]);
+    assert!(h.take_wire().contains("Connection: close"));
+}
+
+#[test]
 fn a_pipelined_request_waits_until_the_answer_before_it_is_written() {
     let mut h = Harness::new();
     let events = h.recv(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");

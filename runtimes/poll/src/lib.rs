@@ -10,34 +10,37 @@
 //!
 //! ## The loop
 //!
+//! Everything between a socket and the core is one [`ServerConn`] per connection (hub-wire's
+//! sans-IO server connection): the request head, the upgrade, frame decoding, the unwritten
+//! tail and the request, drain and linger deadlines. The loop moves bytes and maps events:
+//!
 //! ```text
 //! loop {
 //!     wait for socket events, or until the earliest of hub.poll_timeout() and the
-//!         connections' handshake/linger deadlines;
+//!         connections' poll_timeout();
 //!     now = Instant::now()                   // the loop reads the clock, the core never does
-//!     fire what is due: hub.handle_timeout(now), deadlines
+//!     fire what is due: hub.handle_timeout(now), conn.handle_timeout(now)
 //!     for each event:
-//!         listener readable   → accept every pending connection
-//!         connection writable → write its backlog (vectored); when a Transmit is fully
-//!                               written, feed Input::Sent (or shut the socket if it closed)
-//!         connection readable → read into the one shared 64 KiB buffer, then
-//!             reading the head → parse it, Gate::decide: an upgrade writes the 101 answer
-//!                                and calls hub.open; /healthz gets 200; the rest 404
-//!             WebSocket        → FrameDecoder → Input::{Message, Ping, Activity, Close}
-//!             EOF or error     → Input::Closed
-//!         drain: hub.poll_output() until it is empty (Transmit → backlog, Abort → drop
-//!                the socket)
+//!         listener readable   → accept every pending connection: ServerConn::new
+//!         connection writable → poll_transmit → write_vectored → written (true: Input::Sent)
+//!         connection readable → read into the one shared 64 KiB buffer → conn.recv
+//!             (0 bytes or an error → conn.recv_eof); then every conn.poll_event():
+//!             Request          → Gate::decide: /healthz gets 200, the rest its refusal or 404
+//!             Upgrade          → Gate::decide, hub.open, conn.accept
+//!             Message, Ping, Pong, PeerClose, ProtocolError → Input::{Message, Ping,
+//!                                Activity, Close}
+//!             ShutdownWrite    → shut the socket's write side
+//!             Closed           → drop the socket (Input::Closed if the hub still knows it)
+//!         drain: hub.poll_output() until it is empty (Transmit → conn.send, and conn.close
+//!                with the close frame; Abort → drop the socket)
 //! }
 //! ```
 //!
 //! A connection is registered for both readable and writable readiness once (mio is
 //! edge-triggered): a `Transmit` is written at once, and the rest of it when the socket says
 //! it is writable again. A connection that keeps its socket busy gets a few reads per turn,
-//! then waits for the next turn, so one client cannot starve the others.
-//!
-//! After the close frame (or an HTTP answer) is written, the write side is shut and the socket
-//! is read and discarded until the client closes it or answers with its own close frame, or for
-//! two seconds at most, so that the client reads the close frame rather than a reset.
+//! then waits for the next turn, so one client cannot starve the others. Every HTTP answer
+//! closes its connection (no keep-alive here).
 //!
 //! ## Stopping
 //!
@@ -45,20 +48,21 @@
 //! `Shutdown` to the hub (every client gets close code 1001 after its queued frames), and
 //! return once every socket is closed or `Settings::shutdown_timeout` has passed.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, Bytes};
-use hub_core::shard::{Input, OpenError, OpenParams};
+use bytes::Bytes;
+use hub_core::shard::{Input, OpenError};
 use hub_core::{ConnId, Hub, HubInput, HubOutput};
-use hub_edge::api::ApiError;
 use hub_serve::{Decision, Gate, IpLimiter, Settings};
-use hub_wire::http::{parse_request, upgrade_response, Parsed, Response};
-use hub_wire::ws::{is_valid_close_code, Decoded, FrameDecoder, WsError};
+use hub_wire::http::{RequestHead, Response};
+use hub_wire::server::{
+    error_response, ConnConfig, ConnEvent, ServerConn, MAX_IOV, READS_PER_TURN, READ_BUFFER,
+};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -67,49 +71,20 @@ use slab::Slab;
 const LISTENER: Token = Token(usize::MAX);
 /// The token of the [`Waker`] that [`Stopper::stop`] fires.
 const WAKER: Token = Token(usize::MAX - 1);
-/// The one read buffer shared by every connection.
-const READ_BUFFER: usize = 64 * 1024;
-/// Largest request head accepted.
-const MAX_HEAD: usize = 16 * 1024;
-/// Reads per connection and turn before the others get their turn.
-const READS_PER_TURN: usize = 8;
-/// Most slices in one vectored write.
-const MAX_IOV: usize = 64;
-/// How long a closing socket waits for the client to close its side.
-const LINGER: Duration = Duration::from_secs(2);
 /// How often [`serve`] looks at its stop flag when nothing else wakes it.
 const STOP_CHECK: Duration = Duration::from_millis(50);
-
-/// Where a connection is in its life.
-enum Phase {
-    /// Reading the HTTP request head (the bytes so far).
-    Head(Vec<u8>),
-    /// An upgraded WebSocket, open on the hub.
-    Ws { id: ConnId, decoder: FrameDecoder },
-    /// The last bytes are written or being written; what the client sends is discarded. With
-    /// a decoder: a close frame went out, and the client's answering close frame ends it.
-    Closing(Option<FrameDecoder>),
-}
-
-/// What to do once the backlog is fully written.
-enum After {
-    /// Nothing (the upgrade answer, or nothing pending).
-    Nothing,
-    /// Feed `Input::Sent`: a hub `Transmit` is done.
-    Sent(ConnId),
-    /// Shut the write side and linger: a close frame or an HTTP answer is done.
-    Shutdown,
-}
 
 /// One accepted TCP connection.
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
-    phase: Phase,
-    /// Bytes to write, in order; the first may be partly written already.
-    backlog: VecDeque<Bytes>,
-    after: After,
-    /// Handshake or linger deadline (also in [`Server::deadlines`]).
+    /// Everything between the socket and the hub.
+    wire: ServerConn,
+    /// The hub's id for this WebSocket, until the hub is done with it (its close frame).
+    id: Option<ConnId>,
+    /// Whether the upgrade was accepted (the connection is or was a WebSocket).
+    upgraded: bool,
+    /// The deadline of `wire` as kept in [`Server::deadlines`].
     deadline: Option<Instant>,
     /// Whether it holds a place in the per-IP limiter.
     counted: bool,
@@ -160,12 +135,13 @@ pub struct Server {
     conns: Slab<Conn>,
     /// The connection token of each open WebSocket.
     tokens: HashMap<ConnId, usize>,
-    /// Handshake and linger deadlines, earliest first.
+    /// The connections' deadlines, earliest first.
     deadlines: BTreeSet<(Instant, usize)>,
+    /// Limits and timeouts of every connection.
+    wire_config: Arc<ConnConfig>,
     /// Connections that used up their reads this turn and may have more.
     again: Vec<usize>,
     buf: Vec<u8>,
-    decoded: Vec<Decoded>,
     /// Set once stopping: when the loop gives up waiting for sockets to close.
     stop_deadline: Option<Instant>,
 }
@@ -182,12 +158,6 @@ impl std::fmt::Debug for Server {
 
 fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message.into())
-}
-
-/// A JSON error answer, `{"error": message}`.
-fn error(status: u16, message: &str) -> Response {
-    let message = message.to_owned();
-    Response::json(status, ApiError { status, message }.body())
 }
 
 impl Server {
@@ -208,6 +178,13 @@ impl Server {
             ^ u64::from(std::process::id()).rotate_left(32);
         let hub = Hub::new(settings.core_config(seed), settings.node_config())
             .map_err(|e| invalid(e.to_string()))?;
+        let wire_config = Arc::new(ConnConfig {
+            max_message_size: settings.max_message_size,
+            request_timeout: settings.handshake_timeout,
+            drain_timeout: hub.config().drain_timeout,
+            keep_alive: false,
+            ..ConnConfig::default()
+        });
         let poll = Poll::new()?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
@@ -227,9 +204,9 @@ impl Server {
             conns: Slab::new(),
             tokens: HashMap::new(),
             deadlines: BTreeSet::new(),
+            wire_config,
             again: Vec::new(),
             buf: vec![0; READ_BUFFER],
-            decoded: Vec::new(),
             stop_deadline: None,
         })
     }
@@ -280,7 +257,7 @@ impl Server {
                     WAKER => {}
                     Token(token) => {
                         if event.is_writable() {
-                            self.flush(token, now);
+                            self.service(token, now);
                         }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.on_readable(token, now);
@@ -323,11 +300,16 @@ impl Server {
                 break;
             }
             self.deadlines.pop_first();
-            self.close(token, now);
+            let Some(conn) = self.conns.get_mut(token) else {
+                continue;
+            };
+            conn.deadline = None;
+            conn.wire.handle_timeout(now);
+            self.service(token, now);
         }
     }
 
-    /// Closes the listener and connections still in their handshake, and tells the hub.
+    /// Closes the listener and connections that are not WebSockets, and tells the hub.
     fn begin_stop(&mut self, now: Instant) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -335,7 +317,7 @@ impl Server {
         let heads: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Head(_)))
+            .filter(|(_, c)| !c.upgraded)
             .map(|(token, _)| token)
             .collect();
         for token in heads {
@@ -365,9 +347,9 @@ impl Server {
             let mut conn = Conn {
                 stream,
                 peer,
-                phase: Phase::Head(Vec::new()),
-                backlog: VecDeque::new(),
-                after: After::Nothing,
+                wire: ServerConn::new(now, self.wire_config.clone()),
+                id: None,
+                upgraded: false,
                 deadline: None,
                 counted: false,
             };
@@ -382,15 +364,19 @@ impl Server {
                 continue;
             }
             entry.insert(conn);
-            self.set_deadline(token, Some(now + self.settings.handshake_timeout));
+            self.sync_deadline(token);
         }
     }
 
-    /// Replaces a connection's deadline.
-    fn set_deadline(&mut self, token: usize, at: Option<Instant>) {
+    /// Keeps [`Server::deadlines`] in step with the connection's own deadline.
+    fn sync_deadline(&mut self, token: usize) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
+        let at = conn.wire.poll_timeout();
+        if conn.deadline == at {
+            return;
+        }
         if let Some(old) = std::mem::replace(&mut conn.deadline, at) {
             self.deadlines.remove(&(old, token));
         }
@@ -406,200 +392,151 @@ impl Server {
                 return;
             };
             let n = match conn.stream.read(&mut self.buf) {
-                Ok(0) => return self.close(token, now),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.close(token, now),
+                Err(_) => 0,
             };
-            match &mut conn.phase {
-                Phase::Head(head) => {
-                    head.extend_from_slice(&self.buf[..n]);
-                    self.on_head(token, now);
-                }
-                Phase::Ws { id, decoder } => {
-                    let id = *id;
-                    let result = decoder.decode(&self.buf[..n], &mut self.decoded);
-                    self.forward(id, result, now);
-                }
-                Phase::Closing(Some(decoder)) => {
-                    let _ = decoder.decode(&self.buf[..n], &mut self.decoded);
-                    self.decoded.clear();
-                    if decoder.is_finished() {
-                        return self.close(token, now);
-                    }
-                }
-                Phase::Closing(None) => {}
+            match self.buf.get(..n) {
+                Some(bytes) if n > 0 => conn.wire.recv(now, bytes),
+                _ => conn.wire.recv_eof(now),
             }
+            self.service(token, now);
             self.drain(now);
+            if n == 0 {
+                return;
+            }
         }
         self.again.push(token);
     }
 
-    /// Acts on a request head once it is complete.
-    fn on_head(&mut self, token: usize, now: Instant) {
-        let Some(Conn {
-            phase: Phase::Head(bytes),
-            ..
-        }) = self.conns.get_mut(token)
-        else {
-            return;
-        };
-        let (head, leftover) = match parse_request(bytes, MAX_HEAD) {
-            Ok(Parsed::Partial) => return,
-            Ok(Parsed::Complete { head, head_len }) => (head, bytes.split_off(head_len)),
-            Err(e) => return self.respond(token, now, error(e.status(), &e.to_string())),
-        };
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let response = match self.gate.decide(&head, now_unix) {
-            Decision::Upgrade { params, key, .. } => {
-                return self.upgrade(token, now, params, &key, &leftover)
+    /// Acts on the connection's events and writes what it has to write, until neither
+    /// brings anything new.
+    fn service(&mut self, token: usize, now: Instant) {
+        loop {
+            loop {
+                let Some(conn) = self.conns.get_mut(token) else {
+                    return;
+                };
+                let Some(event) = conn.wire.poll_event() else {
+                    break;
+                };
+                self.on_event(token, event, now);
             }
-            Decision::Health => Response::json(200, r#"{"status":"ok"}"#),
-            Decision::Respond(response) => response,
-            Decision::Stats
-            | Decision::Metrics
-            | Decision::Demo
-            | Decision::Script
-            | Decision::Api => error(404, "not served by the poll runtime"),
-        };
-        self.respond(token, now, response);
+            if !self.write(token, now) {
+                break;
+            }
+        }
+        self.sync_deadline(token);
     }
 
-    /// Writes an HTTP answer, then closes the connection.
-    fn respond(&mut self, token: usize, now: Instant, response: Response) {
+    /// Acts on one event of a connection.
+    fn on_event(&mut self, token: usize, event: ConnEvent, now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        conn.phase = Phase::Closing(None);
-        conn.backlog
-            .push_back(Bytes::from(response.to_bytes(false)));
-        conn.after = After::Shutdown;
-        self.set_deadline(token, Some(now + LINGER));
-        self.flush(token, now);
+        match event {
+            ConnEvent::Request(head) => {
+                let response = match self.gate.decide(&head, unix_now()) {
+                    Decision::Health => Response::json(200, r#"{"status":"ok"}"#),
+                    Decision::Respond(response) => response,
+                    _ => error_response(404, "not served by the poll runtime"),
+                };
+                let _ = conn.wire.respond(now, &response);
+            }
+            ConnEvent::Upgrade(head) => self.upgrade(token, &head, now),
+            ConnEvent::Body(_) => {
+                let _ = conn
+                    .wire
+                    .respond(now, &error_response(404, "no body expected"));
+            }
+            ConnEvent::ShutdownWrite => {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+            }
+            ConnEvent::Closed => self.close(token, now),
+            event => {
+                if let Some(input) = conn.id.and_then(|id| ws_input(id, event)) {
+                    self.hub.handle_input(now, HubInput::Conn(input));
+                }
+            }
+        }
     }
 
-    /// Opens the connection on the hub, answers 101 and decodes what followed the head.
-    fn upgrade(
-        &mut self,
-        token: usize,
-        now: Instant,
-        mut params: OpenParams,
-        key: &str,
-        leftover: &[u8],
-    ) {
+    /// Admits an upgrade request: the gate's checks, the per-address limit, the hub.
+    fn upgrade(&mut self, token: usize, head: &RequestHead, now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
+        };
+        let mut params = match self.gate.decide(head, unix_now()) {
+            Decision::Upgrade { params, .. } => params,
+            Decision::Respond(response) => {
+                let _ = conn.wire.respond(now, &response);
+                return;
+            }
+            _ => {
+                let refusal = error_response(404, "no WebSocket endpoint here");
+                let _ = conn.wire.respond(now, &refusal);
+                return;
+            }
         };
         if !self.limiter.acquire(conn.peer.ip()) {
-            let refusal = error(429, "too many connections from this address");
-            return self.respond(token, now, refusal);
+            let refusal = error_response(429, "too many connections from this address");
+            let _ = conn.wire.respond(now, &refusal);
+            return;
         }
         conn.counted = true;
         params.peer = Some(conn.peer);
-        let id = match self.hub.open(now, params) {
-            Ok(id) => id,
+        match self.hub.open(now, params) {
+            Ok(id) => {
+                // The 101 answer goes out before anything the hub transmits: that only comes
+                // when outputs are drained.
+                let _ = conn.wire.accept(now);
+                conn.id = Some(id);
+                conn.upgraded = true;
+                self.tokens.insert(id, token);
+            }
             Err(e) => {
                 let status = if e == OpenError::ShuttingDown {
                     503
                 } else {
                     400
                 };
-                return self.respond(token, now, error(status, &e.to_string()));
+                let _ = conn
+                    .wire
+                    .respond(now, &error_response(status, &e.to_string()));
             }
+        }
+    }
+
+    /// Writes what the connection offers until the socket takes no more; whether anything
+    /// happened (bytes written, or the socket failed).
+    fn write(&mut self, token: usize, now: Instant) -> bool {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return false;
         };
-        // Written before anything the hub transmits: that only comes when outputs are drained.
-        conn.backlog.push_back(Bytes::from(upgrade_response(key)));
-        let mut decoder = FrameDecoder::new(self.settings.max_message_size);
-        let result = decoder.decode(leftover, &mut self.decoded);
-        conn.phase = Phase::Ws { id, decoder };
-        self.tokens.insert(id, token);
-        self.set_deadline(token, None);
-        self.forward(id, result, now);
-        self.flush(token, now);
-    }
-
-    /// Feeds decoded client frames (and a protocol error, if any) to the hub.
-    fn forward(&mut self, id: ConnId, result: Result<(), WsError>, now: Instant) {
-        for message in self.decoded.drain(..) {
-            let binary = matches!(message, Decoded::Binary(_));
-            let input = match message {
-                Decoded::Text(data) | Decoded::Binary(data) => Input::Message {
-                    conn: id,
-                    data,
-                    binary,
-                },
-                Decoded::Ping(payload) => Input::Ping { conn: id, payload },
-                Decoded::Pong(_) => Input::Activity { conn: id },
-                // Echo the client's code when it is one we may send back, else 1000.
-                Decoded::Close { code, .. } => Input::Close {
-                    conn: id,
-                    code: code.filter(|&c| is_valid_close_code(c)).unwrap_or(1000),
-                    reason: String::new(),
-                },
-            };
-            self.hub.handle_input(now, HubInput::Conn(input));
-        }
-        if let Err(e) = result {
-            let reason = e.reason.to_owned();
-            let close = Input::Close {
-                conn: id,
-                code: e.code,
-                reason,
-            };
-            self.hub.handle_input(now, HubInput::Conn(close));
-        }
-    }
-
-    /// Writes as much of the backlog as the socket takes; acts when it is all written.
-    fn flush(&mut self, token: usize, now: Instant) {
+        let mut progressed = false;
         loop {
-            let Some(conn) = self.conns.get_mut(token) else {
-                return;
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let count = conn.wire.poll_transmit(&mut iov);
+            let Some(slices) = iov.get(..count).filter(|s| !s.is_empty()) else {
+                return progressed;
             };
-            if conn.backlog.is_empty() {
-                match std::mem::replace(&mut conn.after, After::Nothing) {
-                    After::Nothing => {}
-                    After::Sent(id) => {
-                        let sent = Input::Sent { conn: id };
-                        self.hub.handle_input(now, HubInput::Conn(sent));
-                    }
-                    After::Shutdown => {
-                        let _ = conn.stream.shutdown(Shutdown::Write);
-                        let phase = std::mem::replace(&mut conn.phase, Phase::Closing(None));
-                        if let Phase::Ws { decoder, .. } = phase {
-                            // Wait for the client's answer, unless it closed (or broke) first.
-                            if !decoder.is_finished() {
-                                conn.phase = Phase::Closing(Some(decoder));
-                            }
-                            self.set_deadline(token, Some(now + LINGER));
+            match conn.stream.write_vectored(slices) {
+                Ok(n) if n > 0 => {
+                    progressed = true;
+                    if conn.wire.written(n) {
+                        if let Some(id) = conn.id {
+                            self.hub
+                                .handle_input(now, HubInput::Conn(Input::Sent { conn: id }));
                         }
                     }
                 }
-                return;
-            }
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            for (slice, frame) in iov.iter_mut().zip(&conn.backlog) {
-                *slice = IoSlice::new(frame);
-                count += 1;
-            }
-            let mut written = match conn.stream.write_vectored(&iov[..count]) {
-                Ok(0) => return self.close(token, now),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.close(token, now),
-            };
-            while let Some(front) = conn.backlog.front_mut() {
-                if front.len() > written {
-                    front.advance(written);
-                    break;
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progressed,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(_) | Err(_) => {
+                    conn.wire.recv_eof(now);
+                    return true;
                 }
-                written -= front.len();
-                conn.backlog.pop_front();
             }
         }
     }
@@ -616,11 +553,10 @@ impl Server {
         if conn.counted {
             self.limiter.release(conn.peer.ip());
         }
-        if let Phase::Ws { id, .. } = conn.phase {
+        if let Some(id) = conn.id {
             if self.tokens.get(&id) == Some(&token) {
                 self.tokens.remove(&id);
             }
-            // Ignored by the hub if it already forgot the connection.
             self.hub
                 .handle_input(now, HubInput::Conn(Input::Closed { conn: id }));
         }
@@ -650,28 +586,57 @@ impl Server {
         }
     }
 
-    /// Queues a hub `Transmit` behind the connection's backlog and starts writing it.
+    /// Queues a hub `Transmit` on its connection and starts writing it; with `close`, the
+    /// hub is done with the connection, which closes after these frames.
     fn transmit(&mut self, id: ConnId, frames: Vec<Bytes>, close: bool, now: Instant) {
         // No token: the socket is gone and the hub was told (`Closed`).
         let Some(&token) = self.tokens.get(&id) else {
             return;
         };
-        if close {
-            // The hub has forgotten the connection: the deadline is ours to keep.
-            self.tokens.remove(&id);
-            let flush_by = now + self.hub.config().drain_timeout;
-            self.set_deadline(token, Some(flush_by));
-        }
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        conn.backlog
-            .extend(frames.into_iter().filter(|f| !f.is_empty()));
-        conn.after = if close {
-            After::Shutdown
-        } else {
-            After::Sent(id)
-        };
-        self.flush(token, now);
+        let _ = conn.wire.send(frames);
+        if close {
+            self.tokens.remove(&id);
+            conn.id = None;
+            let _ = conn.wire.close(now);
+        } else if !conn.wire.wants_write() {
+            // Nothing to write: the batch is out already.
+            self.hub
+                .handle_input(now, HubInput::Conn(Input::Sent { conn: id }));
+        }
+        self.service(token, now);
     }
+}
+
+/// The hub's input for a WebSocket event of connection `id` (`None` for other events).
+fn ws_input(id: ConnId, event: ConnEvent) -> Option<Input> {
+    match event {
+        ConnEvent::Message { data, binary } => Some(Input::Message {
+            conn: id,
+            data,
+            binary,
+        }),
+        ConnEvent::Ping(payload) => Some(Input::Ping { conn: id, payload }),
+        ConnEvent::Pong(_) => Some(Input::Activity { conn: id }),
+        ConnEvent::PeerClose { code } => Some(Input::Close {
+            conn: id,
+            code,
+            reason: String::new(),
+        }),
+        ConnEvent::ProtocolError(e) => Some(Input::Close {
+            conn: id,
+            code: e.code,
+            reason: e.reason.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// Seconds since the Unix epoch (token expiry).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -424,3 +424,24 @@ fn settings_it_cannot_run_are_refused() {
     };
     assert!(Server::new(listener, zero).is_err());
 }
+
+#[test]
+fn the_wire_rules_of_the_server_connection_hold() {
+    let node = Node::start(Settings::default());
+    let no_key = http(
+        node.addr,
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(no_key.starts_with("HTTP/1.1 400"), "{no_key}");
+    let chunked = http(
+        node.addr,
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    assert!(chunked.starts_with("HTTP/1.1 411"), "{chunked}");
+    for answer in [no_key, chunked] {
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let parsed: Value = serde_json::from_str(body).expect("a JSON error answer");
+        assert!(parsed["error"].is_string(), "{answer}");
+    }
+}

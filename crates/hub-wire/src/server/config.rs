@@ -34,6 +34,9 @@ pub struct ConnConfig {
     /// The one deadline for a later request on a kept-alive connection, from the answer
     /// before it: writing that answer, waiting, and the whole next head (and body).
     pub keep_alive_timeout: Duration,
+    /// Whether a connection may carry more than one request (HTTP keep-alive); when false,
+    /// every answer closes it.
+    pub keep_alive: bool,
     /// How long the last bytes (a close frame, an error answer) may take to be written.
     pub drain_timeout: Duration,
     /// How long a connection whose write side is shut reads and discards (see [`LINGER`]).
@@ -48,6 +51,7 @@ impl Default for ConnConfig {
             max_message_size: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(30),
+            keep_alive: true,
             drain_timeout: Duration::from_secs(5),
             linger: LINGER,
         }

@@ -643,8 +643,12 @@ impl ServerConn {
         busy.now = now;
         let upgrade = matches!(busy.phase, Phase::AwaitUpgrade { .. });
         let x = busy.exchange;
-        let keep_alive =
-            !upgrade && x.keep_alive && x.body_read && response.status < 500 && !busy.eof;
+        let keep_alive = config.keep_alive
+            && !upgrade
+            && x.keep_alive
+            && x.body_read
+            && response.status < 500
+            && !busy.eof;
         let mut bytes = response.to_bytes(keep_alive);
         if x.head_only {
             if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
