@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `/hubbub/nodes/{node}` | JSON `{"addr": "<advertised gRPC address>", "lease": <lease id>}` | the node's lease |
 //! | `/hubbub/clients/{client}` | id of the node holding the client | the holding node's lease |
+//! | `/hubbub/generation/{node}` | how many write batches the node applied | the node's lease |
 //!
 //! ## Invariants
 //!
@@ -22,10 +23,14 @@
 //!   cut into *waves*: the k-th operation on a client id goes into wave k. Waves run in
 //!   order (keeping order per client id); the transactions of one wave run concurrently, up
 //!   to [`TXN_CONCURRENCY`] in flight, so etcd's raft batches their commits.
+//! - After each batch with writes the node puts its generation; renewal reads it back, and
+//!   a value below the node's own (etcd restored from an older snapshot while the lease
+//!   lived) reports `rolled_back`, and the node writes its entries again.
 //! - Register is a put with `prev_kv` (the previous holder); Unregister is a nested
 //!   transaction `value == this node → delete` (compare-and-delete); Lookup is a get.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use etcd_client::{
@@ -43,6 +48,8 @@ use crate::{ClusterError, NodeInfo, RegistryConfig, Renewed};
 pub const NODES_PREFIX: &str = "/hubbub/nodes/";
 /// Prefix of client entries.
 pub const CLIENTS_PREFIX: &str = "/hubbub/clients/";
+/// Prefix of each node's write generation.
+pub const GENERATION_PREFIX: &str = "/hubbub/generation/";
 /// Operations per transaction (etcd's default `--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 64;
 /// Transactions of one batch in flight at once.
@@ -68,6 +75,11 @@ pub struct EtcdRegistry {
     lease: Mutex<Option<i64>>,
     /// The keep-alive stream of that lease, reused across renewals.
     keeper: tokio::sync::Mutex<Option<Box<Keeper>>>,
+    /// `/hubbub/generation/{node}`.
+    generation_key: String,
+    /// How many write batches this node applied; written to `generation_key` after each, so
+    /// a store that went back in time (restored from an older snapshot) reads lower.
+    generation: AtomicU64,
 }
 
 impl EtcdRegistry {
@@ -91,9 +103,11 @@ impl EtcdRegistry {
         let registry = EtcdRegistry {
             client: Box::new(client),
             node_key: format!("{NODES_PREFIX}{}", config.node),
-            config,
             lease: Mutex::new(None),
             keeper: tokio::sync::Mutex::new(None),
+            generation_key: format!("{GENERATION_PREFIX}{}", config.node),
+            generation: AtomicU64::new(0),
+            config,
         };
         let mut kv = registry.client.kv_client();
         registry
@@ -162,6 +176,13 @@ impl EtcdRegistry {
                 Some(PutOptions::new().with_lease(lease)),
             )
             .await?;
+            let generation = self.generation.load(Ordering::Relaxed).to_string();
+            kv.put(
+                self.generation_key.as_str(),
+                generation,
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
             Ok(lease)
         };
         let lease = self.bounded(work).await?;
@@ -198,8 +219,21 @@ impl EtcdRegistry {
         match self.bounded(work).await {
             Ok(Some(keeper)) => {
                 *slot = Some(Box::new(keeper));
-                // Entries live and die with the lease: nothing to count.
-                Ok(Renewed { clients: None })
+                drop(slot);
+                // Entries live and die with the lease: nothing to count; but a store restored
+                // from an older snapshot reads an older generation.
+                let mut kv = self.client.kv_client();
+                let stored = self
+                    .bounded(kv.get(self.generation_key.as_str(), None))
+                    .await?
+                    .kvs()
+                    .first()
+                    .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse::<u64>().ok())
+                    .unwrap_or(0);
+                Ok(Renewed {
+                    clients: None,
+                    rolled_back: stored < self.generation.load(Ordering::Relaxed),
+                })
             }
             Ok(None) | Err(ClusterError::LeaseExpired) => {
                 self.forget_lease(lease);
@@ -266,6 +300,16 @@ impl EtcdRegistry {
             self.forget_lease(lease);
         }
         done?;
+        if writes {
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut kv = self.client.kv_client();
+            self.bounded(kv.put(
+                self.generation_key.as_str(),
+                generation.to_string(),
+                Some(PutOptions::new().with_lease(lease)),
+            ))
+            .await?;
+        }
         outcomes
             .into_iter()
             .map(|o| o.ok_or_else(|| ClusterError::Protocol("etcd answered too few ops".into())))

@@ -72,8 +72,12 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Renewed {
     /// How many client entries the registry holds for this node, where the backend counts
     /// them (Redis: the node's client set). `None` on etcd, whose entries live and die with
-    /// the lease itself (an etcd restored from an older snapshot is not detected).
+    /// the lease itself.
     pub clients: Option<u64>,
+    /// The backend went back in time: it holds an older write generation of this node than
+    /// the node wrote (etcd restored from an older snapshot while the lease lived). Write
+    /// the entries again.
+    pub rolled_back: bool,
 }
 
 /// A live node as the registry lists it.
@@ -196,9 +200,9 @@ impl Registry {
     /// Renew the lease (call it every lease_ttl/3). O(1) per node, never per connection.
     /// [`ClusterError::LeaseExpired`] means the lease is gone: join again and re-register.
     /// The answer says how many client entries the backend holds for this node where it
-    /// keeps that count (Redis): fewer than the node's own connections means entries were
-    /// lost (a server restored from an older snapshot): write them again with
-    /// [`Registry::restore`].
+    /// keeps that count (Redis), and whether the backend went back in time (etcd): fewer
+    /// entries than the node's own connections, or a rollback, means entries were lost (a
+    /// server restored from an older snapshot): write them again with [`Registry::restore`].
     pub async fn renew(&self) -> Result<Renewed, ClusterError> {
         match self {
             Registry::Redis(r) => r.renew().await,

@@ -231,6 +231,7 @@ impl RedisRegistry {
         match reply {
             Some(_) => Ok(Renewed {
                 clients: Some(clients),
+                rolled_back: false,
             }),
             None => Err(ClusterError::LeaseExpired),
         }

@@ -92,9 +92,13 @@ pub(crate) async fn registry_task(
                         Ok(r) => bounded(state.limit(), r.renew()).await,
                         Err(e) => Err(e),
                     };
+                    let mine = state.local.len() as u64;
                     match renewed {
-                        Ok(Renewed { clients: Some(held) }) if held < state.local.len() as u64 => {
-                            state.rewrite(held).await;
+                        Ok(Renewed { clients: Some(held), .. }) if held < mine => {
+                            state.rewrite(&format!("it holds {held} of {mine} entries")).await;
+                        }
+                        Ok(Renewed { rolled_back: true, .. }) if mine > 0 => {
+                            state.rewrite("it went back to an older write generation").await;
                         }
                         Ok(_) => {}
                         Err(e) => state.lost(format!("lease renewal failed: {e}")),
@@ -221,13 +225,11 @@ impl RegistryState {
         Ok(written)
     }
 
-    /// Renewal found fewer entries for this node (`held`) than it has clients: the registry
-    /// lost some (restored from an older snapshot, or deleted behind its back). Writes them
-    /// again.
-    async fn rewrite(&mut self, held: u64) {
+    /// Renewal found that the registry lost entries of this node (`why`: restored from an
+    /// older snapshot, or deleted behind its back). Writes them again.
+    async fn rewrite(&mut self, why: &str) {
         tracing::warn!(
-            held,
-            local = self.local.len(),
+            reason = why,
             "the registry lost client entries of this node; writing them again"
         );
         add(&self.health.counters.registry_rewrites, 1);
