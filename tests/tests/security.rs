@@ -79,7 +79,7 @@ async fn jwt_is_required_and_checked() {
         SECRET.as_bytes(),
         &json!({"sub":"u1","exp": now() + 60}).to_string(),
     );
-    let (_c, _) = Client::connect(&format!("{url}?token={good}&id=tok")).await;
+    let (_c, _) = Client::connect(&format!("{url}?token={good}")).await;
     let bearer = format!("Bearer {good}");
     let mut c2 = Client::connect_raw(&url, &[("Authorization", bearer.as_str())])
         .await

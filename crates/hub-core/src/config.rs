@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::ids::NodeId;
+use crate::seed::Seed;
 
 /// What a shard does when a connection's send queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -59,8 +60,9 @@ pub struct Config {
     pub allow_client_broadcast: bool,
     /// How client text frames are interpreted. Default [`ClientProtocol::Json`].
     pub client_protocol: ClientProtocol,
-    /// Seed for generated client ids; runtimes pass a random value, tests a fixed one.
-    pub seed: u64,
+    /// Secret seed of generated client ids and of the keys of name-keyed maps; runtimes pass
+    /// 32 bytes from the OS's CSPRNG, tests a fixed seed. Default: a fixed, public seed.
+    pub seed: Seed,
 }
 
 impl Default for Config {
@@ -81,7 +83,7 @@ impl Default for Config {
             max_name_len: 256,
             allow_client_broadcast: false,
             client_protocol: ClientProtocol::Json,
-            seed: 0x5eed,
+            seed: Seed::default(),
         }
     }
 }

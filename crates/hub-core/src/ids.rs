@@ -6,9 +6,18 @@
 //!   never resolves to it.
 //! - Names ([`ClientId`], [`UserId`], [`RoomName`], [`NodeId`]) are cheap to clone (`Arc<str>`)
 //!   and compare by content.
+//! - A generated client id is [`GENERATED_ID_BITS`] bits from a CSPRNG (ChaCha20 keyed by the
+//!   node's secret [`Seed`]): ids seen earlier say nothing about later ones, and even after
+//!   keeping only the ids that land on one shard (at most 1,024 shards), more than 122 bits
+//!   remain unknown.
 
 use std::fmt;
 use std::sync::Arc;
+
+use chacha20::ChaCha20Rng;
+use rand_core::Rng;
+
+use crate::seed::Seed;
 
 /// Index of a shard within a node (`0..shard_count`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,9 +132,66 @@ pub fn shard_for(client: &str, shard_count: u16) -> ShardId {
     ShardId((hash % count) as u16)
 }
 
+/// Random bits in a generated client id (written as `GENERATED_ID_BITS / 4` hex digits).
+pub const GENERATED_ID_BITS: usize = 144;
+
+/// Draws client ids for one shard from its own ChaCha20 stream of the node's seed.
+pub struct IdGenerator {
+    rng: ChaCha20Rng,
+}
+
+impl fmt::Debug for IdGenerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdGenerator(<redacted>)")
+    }
+}
+
+impl IdGenerator {
+    /// The generator of shard `shard` of a node with `seed`.
+    pub fn new(seed: &Seed, shard: ShardId) -> Self {
+        Self {
+            rng: seed.stream(u64::from(shard.0)),
+        }
+    }
+
+    /// A fresh id: [`GENERATED_ID_BITS`] random bits as lowercase hex.
+    pub fn next_id(&mut self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0u8; GENERATED_ID_BITS / 8];
+        self.rng.fill_bytes(&mut bytes);
+        let mut id = String::with_capacity(bytes.len() * 2);
+        for byte in bytes {
+            id.push(char::from(HEX[usize::from(byte >> 4)]));
+            id.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        id
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_ids_are_long_hex_and_depend_on_seed_and_shard() {
+        let mut a = IdGenerator::new(&Seed::from_u64(1), ShardId(0));
+        let first = a.next_id();
+        assert_eq!(first.len(), GENERATED_ID_BITS / 4);
+        assert!(first
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(first, a.next_id());
+        let again = IdGenerator::new(&Seed::from_u64(1), ShardId(0)).next_id();
+        assert_eq!(first, again, "a fixed seed gives the same ids");
+        assert_ne!(
+            first,
+            IdGenerator::new(&Seed::from_u64(1), ShardId(1)).next_id()
+        );
+        assert_ne!(
+            first,
+            IdGenerator::new(&Seed::from_u64(2), ShardId(0)).next_id()
+        );
+    }
 
     #[test]
     fn shard_for_is_stable_and_in_range() {

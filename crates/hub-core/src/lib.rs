@@ -120,7 +120,9 @@
 //!   with 4008 (or drops the oldest frames, if configured) — nothing grows without bound and
 //!   nothing is dropped without a count.
 //! - A message for N recipients is encoded once: the N queues share one [`bytes::Bytes`].
-//! - Iteration orders are deterministic: the same inputs give the same outputs.
+//! - Iteration orders are deterministic: the same inputs and [`Seed`] give the same outputs.
+//! - Maps keyed by names clients or producers choose hash with a key drawn from the seed
+//!   ([`hash::KeyedMap`]), and generated client ids come from a CSPRNG keyed by it.
 //!
 //! ## Panics, errors and unwraps
 //!
@@ -139,6 +141,7 @@ pub mod node;
 pub mod protocol;
 pub mod queue;
 pub mod rooms;
+pub mod seed;
 pub mod shard;
 pub mod stats;
 pub mod timers;
@@ -147,5 +150,6 @@ pub use config::{ClientProtocol, Config, ConfigError, OverflowPolicy};
 pub use hub::{ClusterOutput, Hub, HubInput, HubOutput};
 pub use ids::{shard_for, ClientId, ConnId, NodeId, RequestId, RoomName, ShardId, UserId};
 pub use node::{BusKind, ClusterMode, Node, NodeConfig};
+pub use seed::Seed;
 pub use shard::{Event, OpenError, OpenParams, Shard, Target};
 pub use stats::ShardStats;

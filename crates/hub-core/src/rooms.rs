@@ -3,7 +3,7 @@
 //! Invariants: a slot is listed in a room's members at most once; `pos[slot]` is its index in
 //! `members`; a room with no members does not exist (it is removed with its last member).
 
-use crate::hash::FixedMap;
+use crate::hash::{keyed_map, FixedMap, KeyedMap, KeyedState};
 use crate::ids::RoomName;
 
 /// Members of one room on one shard, by connection slot.
@@ -31,9 +31,9 @@ impl Room {
 }
 
 /// Room name → members, for one shard.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RoomIndex {
-    rooms: FixedMap<RoomName, Room>,
+    rooms: KeyedMap<RoomName, Room>,
 }
 
 /// What a join or leave changed.
@@ -50,9 +50,11 @@ pub enum Membership {
 }
 
 impl RoomIndex {
-    /// An empty index.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty index hashing room names with `keys`.
+    pub fn new(keys: &KeyedState) -> Self {
+        Self {
+            rooms: keyed_map(keys),
+        }
     }
 
     /// The room, if it has members here.
@@ -128,7 +130,7 @@ mod tests {
 
     #[test]
     fn join_leave_and_room_lifecycle() {
-        let mut idx = RoomIndex::new();
+        let mut idx = RoomIndex::new(&KeyedState::new(&crate::Seed::from_u64(1)));
         let r = RoomName::from("r");
         assert_eq!(idx.join(&r, 1), Membership::RoomCreated);
         assert_eq!(idx.join(&r, 1), Membership::Unchanged);
@@ -145,5 +147,37 @@ mod tests {
         assert_eq!(idx.leave("r", 3), Membership::RoomRemoved);
         assert!(idx.is_empty());
         assert_eq!(idx.leave("r", 3), Membership::Unchanged);
+    }
+
+    #[test]
+    fn names_colliding_under_fnv_keep_the_index_whole() {
+        let names = crate::hash::tests::fnv_collisions(512);
+        let mut idx = RoomIndex::new(&KeyedState::new(&crate::Seed::from_u64(9)));
+        for (slot, name) in (0u32..).zip(&names) {
+            assert_eq!(
+                idx.join(&RoomName::from(name.as_str()), slot),
+                Membership::RoomCreated
+            );
+        }
+        assert_eq!(idx.names().len(), names.len());
+        // The keyed hash spreads the names over the table's buckets: no more than a handful
+        // share one bucket index (FNV put all of them in one).
+        let keys = KeyedState::new(&crate::Seed::from_u64(9));
+        let mut per_bucket = std::collections::HashMap::<u64, u32>::new();
+        for name in &names {
+            *per_bucket
+                .entry(crate::hash::tests::hash(&keys, name) & 0xfff)
+                .or_default() += 1;
+        }
+        assert!(
+            per_bucket.values().all(|&n| n <= 6),
+            "{:?}",
+            per_bucket.values().max()
+        );
+        for (slot, name) in (0u32..).zip(&names) {
+            assert!(idx.contains(name, slot));
+            assert_eq!(idx.leave(name, slot), Membership::RoomRemoved);
+        }
+        assert!(idx.is_empty());
     }
 }

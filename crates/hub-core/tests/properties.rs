@@ -65,7 +65,7 @@ fn shard_config() -> impl Strategy<Value = Config> {
                 max_rooms_per_connection: 2,
                 max_name_len: 8,
                 allow_client_broadcast: bcast,
-                seed: 7,
+                seed: 7.into(),
                 ..Config::default()
             },
         )

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hub_core::shard::{Input, Shard};
 use hub_core::{node, ClientProtocol, NodeId, ShardId};
@@ -40,11 +40,8 @@ pub async fn start<R: Runtime>(
     protocol: ClientProtocol,
 ) -> Result<Hub, ServeError> {
     settings.validate().map_err(ServeError::Settings)?;
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()).rotate_left(32);
-    let mut config = settings.core_config(seed);
+    let seed = hub_serve::random_seed().map_err(ServeError::Settings)?;
+    let mut config = settings.core_config(seed.clone());
     config.client_protocol = protocol;
     let (node_tx, node_rx) = mpsc::unbounded_channel();
     let mut txs = Vec::new();
@@ -104,7 +101,7 @@ pub async fn start<R: Runtime>(
             hub.clone(),
         ));
     }
-    let router = node::Node::new(settings.node_config());
+    let router = node::Node::new(settings.node_config(seed));
     rt.spawn(node_task::run(rt.clone(), router, node_rx, txs, cluster));
     Ok(hub)
 }

@@ -93,7 +93,7 @@ impl Gate {
                 .map(|s| JwtVerifier::new(s.as_bytes())),
             api_key: settings.api_key.clone(),
             shard_count: settings.shards,
-            max_name_len: settings.core_config(0).max_name_len,
+            max_name_len: settings.core_config(hub_core::Seed::default()).max_name_len,
         }
     }
 
@@ -155,6 +155,7 @@ impl Gate {
             return Decision::Respond(error(403, "origin not allowed"));
         }
         let mut params = OpenParams::default();
+        let asked_id = head.query_param("id");
         match &self.jwt {
             Some(jwt) => {
                 let token = head
@@ -166,23 +167,47 @@ impl Gate {
                         "a token is required (query token= or Authorization: Bearer)",
                     ));
                 };
-                match jwt.verify(&token, now_unix) {
-                    Ok(claims) => {
-                        params.user = Some(UserId::from(claims.sub));
-                        params.client = claims.client_id.map(ClientId::from);
-                        params.rooms = claims.rooms.into_iter().map(RoomName::from).collect();
-                    }
+                let claims = match jwt.verify(&token, now_unix) {
+                    Ok(claims) => claims,
                     Err(e) => return Decision::Respond(error(401, &format!("token refused: {e}"))),
+                };
+                // With tokens, an id belongs to its holder: it comes from the token's `cid`
+                // or is generated, never from the query alone.
+                if asked_id.is_some() && asked_id != claims.client_id {
+                    return Decision::Respond(error(
+                        403,
+                        "the id query parameter must equal the token's cid (without a cid, the id is generated)",
+                    ));
+                }
+                params.user = Some(UserId::from(claims.sub));
+                params.client = claims.client_id.map(ClientId::from);
+                if let Some(rooms) = claims.rooms {
+                    let rooms: Vec<RoomName> = rooms.into_iter().map(RoomName::from).collect();
+                    params.rooms = rooms.clone();
+                    params.allowed_rooms = Some(rooms);
                 }
             }
-            None => params.user = head.query_param("user").map(UserId::from),
-        }
-        if params.client.is_none() {
-            params.client = head.query_param("id").map(ClientId::from);
+            None => {
+                params.user = head.query_param("user").map(UserId::from);
+                params.client = asked_id.map(ClientId::from);
+            }
         }
         if let Some(room) = head.path.strip_prefix("/ws/") {
             match percent_decode(room) {
-                Some(room) if !room.is_empty() => params.rooms.push(RoomName::from(room)),
+                Some(room) if !room.is_empty() => {
+                    let room = RoomName::from(room);
+                    if params
+                        .allowed_rooms
+                        .as_ref()
+                        .is_some_and(|allowed| !allowed.contains(&room))
+                    {
+                        return Decision::Respond(error(
+                            403,
+                            "the token does not allow the room in the path",
+                        ));
+                    }
+                    params.rooms.push(room);
+                }
                 _ => return Decision::Respond(error(400, "bad room name in path")),
             }
         }

@@ -13,4 +13,5 @@ pub mod settings;
 
 pub use gate::{Decision, Gate};
 pub use limiter::IpLimiter;
+pub use secret::random_seed;
 pub use settings::{BusSpec, RegistrySpec, RuntimeKind, Settings};

@@ -1,4 +1,5 @@
-//! Secrets (JWT secrets, API keys, cluster secrets) given as a value or read from a file.
+//! Secrets (JWT secrets, API keys, cluster secrets) given as a value or read from a file, and
+//! the node's random seed.
 //!
 //! Invariants:
 //! - A secret is at least [`MIN_SECRET_LEN`] bytes; an empty value counts as given (and is
@@ -8,6 +9,8 @@
 //! - Errors are one line naming the flag, and never carry the secret.
 
 use std::path::Path;
+
+use hub_core::Seed;
 
 /// Shortest secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -39,6 +42,14 @@ pub fn read_secret_file(flag: &str, path: &Path) -> Result<String, String> {
         .map(|t| t.strip_suffix('\r').unwrap_or(t))
         .unwrap_or(&text);
     Ok(text.to_owned())
+}
+
+/// A node's secret seed: 32 bytes from the operating system's CSPRNG.
+pub fn random_seed() -> Result<Seed, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("cannot read random bytes from the operating system: {e}"))?;
+    Ok(Seed::new(bytes))
 }
 
 /// Checks a configured secret's length; the error names `--FLAG`.
@@ -104,6 +115,12 @@ mod tests {
             Some(" a b \n".to_owned())
         );
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn random_seeds_differ() {
+        let a = random_seed().expect("random");
+        assert_ne!(a, random_seed().expect("random"));
     }
 
     #[test]

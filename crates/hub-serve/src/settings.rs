@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hub_core::{BusKind, ClusterMode, Config, NodeConfig, NodeId};
+use hub_core::{BusKind, ClusterMode, Config, NodeConfig, NodeId, Seed};
 
 use crate::secret::check_secret;
 
@@ -237,8 +237,9 @@ impl Settings {
         self.registry != RegistrySpec::Memory
     }
 
-    /// The core configuration these settings imply (`seed` seeds generated client ids).
-    pub fn core_config(&self, seed: u64) -> Config {
+    /// The core configuration these settings imply; `seed` is the node's secret seed
+    /// ([`crate::random_seed`]) of generated client ids and keyed maps.
+    pub fn core_config(&self, seed: Seed) -> Config {
         Config {
             node_id: NodeId::from(self.node_name()),
             shard_count: self.shards,
@@ -252,9 +253,10 @@ impl Settings {
         }
     }
 
-    /// The router configuration these settings imply.
-    pub fn node_config(&self) -> NodeConfig {
+    /// The router configuration these settings imply, with the node's secret `seed`.
+    pub fn node_config(&self, seed: Seed) -> NodeConfig {
         let mut config = NodeConfig::standalone(NodeId::from(self.node_name()), self.shards);
+        config.seed = seed;
         if self.clustered() {
             let bus = match self.bus {
                 BusSpec::Grpc => BusKind::Grpc,
@@ -267,7 +269,7 @@ impl Settings {
 
     /// Checks the settings as a whole; the error is one line naming the flag.
     pub fn validate(&self) -> Result<(), String> {
-        self.core_config(0)
+        self.core_config(Seed::default())
             .validate()
             .map_err(|e| format!("--{}: {}", e.setting, e.problem))?;
         check_secret("api-key", self.api_key.as_deref())?;
@@ -310,7 +312,7 @@ mod tests {
         s.validate().expect("valid");
         assert!(!s.clustered());
         assert_eq!(s.node_name(), "node-8080");
-        assert_eq!(s.node_config().mode, ClusterMode::Standalone);
+        assert_eq!(s.node_config(Seed::default()).mode, ClusterMode::Standalone);
     }
 
     #[test]

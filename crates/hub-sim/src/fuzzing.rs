@@ -226,6 +226,7 @@ impl Harness {
                     user: user.map(UserId::from),
                     peer: None,
                     rooms: first.map(|r| RoomName::from(room(r))).into_iter().collect(),
+                    allowed_rooms: None,
                 };
                 let Ok(id) = self.shard.open(now, params) else {
                     panic!("a good open was refused");

@@ -154,12 +154,13 @@ impl Sim {
             let shard_config = Config {
                 node_id: id.clone(),
                 shard_count: config.shards,
-                seed: config.seed ^ ((n as u64) << 32),
+                seed: hub_core::Seed::from_u64(config.seed ^ ((n as u64) << 32)),
                 ..config.shard.clone()
             };
             let router = NodeConfig {
                 mode,
                 remote_timeout: config.remote_timeout,
+                seed: hub_core::Seed::from_u64(config.seed ^ ((n as u64) << 32)),
                 ..NodeConfig::standalone(id.clone(), config.shards)
             };
             nodes.push(SimNode {

@@ -172,12 +172,12 @@ impl Server {
         if settings.clustered() {
             return Err(invalid("the poll runtime runs a standalone node only"));
         }
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()).rotate_left(32);
-        let hub = Hub::new(settings.core_config(seed), settings.node_config())
-            .map_err(|e| invalid(e.to_string()))?;
+        let seed = hub_serve::random_seed().map_err(io::Error::other)?;
+        let hub = Hub::new(
+            settings.core_config(seed.clone()),
+            settings.node_config(seed),
+        )
+        .map_err(|e| invalid(e.to_string()))?;
         let wire_config = Arc::new(ConnConfig {
             max_message_size: settings.max_message_size,
             request_timeout: settings.handshake_timeout,

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::frame::close_code;
-use crate::hash::FixedMap;
+use crate::hash::{keyed_map, FixedMap, KeyedMap, KeyedState};
 use crate::ids::{shard_for, ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
+use crate::seed::Seed;
 use crate::shard::{Input as ShardInput, Report, Target};
 
 pub use digest::{room_hash, InterestDigest};
@@ -68,6 +69,9 @@ pub struct NodeConfig {
     /// How long to wait for peers and the registry before answering with what arrived.
     /// Default 2 s.
     pub remote_timeout: Duration,
+    /// Secret seed of the keys of the router's name-keyed maps; runtimes pass the node's
+    /// random seed. Default: a fixed, public seed.
+    pub seed: Seed,
 }
 
 impl NodeConfig {
@@ -78,6 +82,7 @@ impl NodeConfig {
             shard_count,
             mode: ClusterMode::Standalone,
             remote_timeout: Duration::from_secs(2),
+            seed: Seed::default(),
         }
     }
 }
@@ -172,14 +177,14 @@ struct Pending {
 #[derive(Debug)]
 pub struct Node {
     config: NodeConfig,
-    room_shards: FixedMap<RoomName, BTreeSet<u16>>,
-    user_shards: FixedMap<UserId, BTreeSet<u16>>,
+    room_shards: KeyedMap<RoomName, BTreeSet<u16>>,
+    user_shards: KeyedMap<UserId, BTreeSet<u16>>,
     peers: BTreeSet<NodeId>,
-    room_peers: FixedMap<RoomName, BTreeSet<NodeId>>,
+    room_peers: KeyedMap<RoomName, BTreeSet<NodeId>>,
     /// The digest of this node's rooms (those in `room_shards`).
     own_digest: InterestDigest,
     /// The digest of each peer's rooms as `room_peers` records them.
-    peer_digests: FixedMap<NodeId, InterestDigest>,
+    peer_digests: KeyedMap<NodeId, InterestDigest>,
     pending: FixedMap<u64, Pending>,
     deadlines: VecDeque<(Instant, u64)>,
     next_id: u64,
@@ -192,14 +197,15 @@ const INTERNAL_IDS: u64 = 1 << 63;
 impl Node {
     /// A router with no peers.
     pub fn new(config: NodeConfig) -> Self {
+        let keys = KeyedState::new(&config.seed);
         Self {
             config,
-            room_shards: FixedMap::default(),
-            user_shards: FixedMap::default(),
+            room_shards: keyed_map(&keys),
+            user_shards: keyed_map(&keys),
             peers: BTreeSet::new(),
-            room_peers: FixedMap::default(),
+            room_peers: keyed_map(&keys),
             own_digest: InterestDigest::default(),
-            peer_digests: FixedMap::default(),
+            peer_digests: keyed_map(&keys),
             pending: FixedMap::default(),
             deadlines: VecDeque::new(),
             next_id: INTERNAL_IDS,

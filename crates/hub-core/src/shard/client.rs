@@ -92,6 +92,21 @@ impl Shard {
         Ok(())
     }
 
+    /// Refuses a room the connection's token does not list (`forbidden`).
+    fn check_allowed(&self, slot: u32, room: &str) -> Result<(), (ErrorCode, String)> {
+        match self
+            .conns
+            .get(slot as usize)
+            .and_then(|c| c.allowed_rooms.as_deref())
+        {
+            Some(allowed) if !allowed.allows(room) => Err((
+                ErrorCode::Forbidden,
+                "this connection's token does not allow that room".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn on_request(
         &mut self,
         now: Instant,
@@ -103,6 +118,7 @@ impl Shard {
         match request {
             ClientRequest::Join { room } => {
                 self.check_name("room", &room)?;
+                self.check_allowed(slot, &room)?;
                 let in_rooms = self.conns.get(slot as usize).map_or(0, |c| c.rooms.len());
                 let room = RoomName::from(room);
                 let already = self.rooms.contains(room.as_str(), slot);
@@ -123,6 +139,7 @@ impl Shard {
             }
             ClientRequest::Publish { room, data } => {
                 self.check_name("room", &room)?;
+                self.check_allowed(slot, &room)?;
                 let from = self.client_of(slot);
                 let frame = protocol::message(Some(&room), Some(from.as_str()), &data);
                 let target = Target::Room(RoomName::from(room));

@@ -26,14 +26,38 @@ pub(crate) struct Conn {
     /// Whether a ping went out that no traffic has answered yet (its deadline is in the
     /// shard's pong timers).
     pub(crate) ping_unanswered: bool,
+    /// The only rooms the client may join and publish to; `None`: every room.
+    pub(crate) allowed_rooms: Option<Box<RoomAllowList>>,
+}
+
+/// The rooms a connection's token allows, sorted for binary search.
+#[derive(Debug)]
+pub(crate) struct RoomAllowList(Vec<RoomName>);
+
+impl RoomAllowList {
+    pub(crate) fn new(mut rooms: Vec<RoomName>) -> Self {
+        rooms.sort_unstable();
+        rooms.dedup();
+        Self(rooms)
+    }
+
+    pub(crate) fn allows(&self, room: &str) -> bool {
+        self.0.binary_search_by(|r| r.as_str().cmp(room)).is_ok()
+    }
 }
 
 impl Conn {
-    pub(crate) fn new(id: ConnId, client: ClientId, user: Option<UserId>) -> Self {
+    pub(crate) fn new(
+        id: ConnId,
+        client: ClientId,
+        user: Option<UserId>,
+        allowed_rooms: Option<Vec<RoomName>>,
+    ) -> Self {
         Self {
             id,
             client,
             user,
+            allowed_rooms: allowed_rooms.map(|r| Box::new(RoomAllowList::new(r))),
             rooms: Vec::new(),
             queue: SendQueue::new(),
             state: ConnState::Open,

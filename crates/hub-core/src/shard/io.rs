@@ -33,6 +33,9 @@ pub struct OpenParams {
     pub peer: Option<SocketAddr>,
     /// Rooms to join at once (`GET /ws/{room}`).
     pub rooms: Vec<RoomName>,
+    /// The only rooms the client may join and publish to (a token's `rooms` claim); `None`
+    /// allows every room. Joins in `rooms` are the server's own and are not checked.
+    pub allowed_rooms: Option<Vec<RoomName>>,
 }
 
 /// Why a connection could not be opened.

@@ -24,8 +24,8 @@ use slab::Slab;
 
 use crate::config::{Config, ConfigError, OverflowPolicy};
 use crate::frame::{self, close_code};
-use crate::hash::FixedMap;
-use crate::ids::{shard_for, ClientId, ConnId, RoomName, ShardId, UserId};
+use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::ids::{shard_for, ClientId, ConnId, IdGenerator, RoomName, ShardId, UserId};
 use crate::queue::QueueFull;
 use crate::rooms::{Membership, RoomIndex};
 use crate::stats::ShardStats;
@@ -75,8 +75,8 @@ pub struct Shard {
     conns: Slab<Conn>,
     /// Generation of each slot; bumped when the slot is freed.
     gens: Vec<u32>,
-    clients: FixedMap<ClientId, u32>,
-    users: FixedMap<UserId, Vec<u32>>,
+    clients: KeyedMap<ClientId, u32>,
+    users: KeyedMap<UserId, Vec<u32>>,
     rooms: RoomIndex,
     ping_timers: DeadlineList,
     pong_timers: DeadlineList,
@@ -87,7 +87,7 @@ pub struct Shard {
     ready: VecDeque<u32>,
     scratch: Vec<u32>,
     stats: ShardStats,
-    rng: u64,
+    ids: IdGenerator,
     shutting_down: bool,
 }
 
@@ -101,15 +101,16 @@ impl Shard {
                 problem: format!("shard {} of {}", id.0, config.shard_count),
             });
         }
-        let rng = config.seed ^ (u64::from(id.0) << 48) ^ 0x9e37_79b9_7f4a_7c15;
+        let keys = KeyedState::new(&config.seed);
+        let ids = IdGenerator::new(&config.seed, id);
         Ok(Self {
             id,
             config,
             conns: Slab::new(),
             gens: Vec::new(),
-            clients: FixedMap::default(),
-            users: FixedMap::default(),
-            rooms: RoomIndex::new(),
+            clients: keyed_map(&keys),
+            users: keyed_map(&keys),
+            rooms: RoomIndex::new(&keys),
             ping_timers: DeadlineList::new(),
             pong_timers: DeadlineList::new(),
             drain_timers: DeadlineList::new(),
@@ -118,7 +119,7 @@ impl Shard {
             ready: VecDeque::new(),
             scratch: Vec::new(),
             stats: ShardStats::default(),
-            rng,
+            ids,
             shutting_down: false,
         })
     }
@@ -285,7 +286,12 @@ impl Shard {
             slot,
             gen: self.gens[slot as usize],
         };
-        entry.insert(Conn::new(id, client.clone(), params.user.clone()));
+        entry.insert(Conn::new(
+            id,
+            client.clone(),
+            params.user.clone(),
+            params.allowed_rooms,
+        ));
         self.clients.insert(client.clone(), slot);
         if let Some(user) = &params.user {
             let slots = self.users.entry(user.clone()).or_default();
@@ -525,13 +531,7 @@ impl Shard {
 
     fn generate_client_id(&mut self) -> ClientId {
         loop {
-            // splitmix64
-            self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.rng;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            let candidate = format!("{z:016x}");
+            let candidate = self.ids.next_id();
             if shard_for(&candidate, self.config.shard_count) == self.id
                 && !self.clients.contains_key(candidate.as_str())
             {

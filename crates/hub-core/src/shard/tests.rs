@@ -621,3 +621,54 @@ fn too_many_rooms_is_refused() {
     assert_eq!(msgs[0]["type"], "ack");
     assert_eq!(msgs[1]["code"], "too_many_rooms");
 }
+
+#[test]
+fn token_rooms_are_the_only_rooms_a_client_may_join_and_publish_to() {
+    let mut h = Harness::new(cfg());
+    let a = h.open_with(OpenParams {
+        client: Some(ClientId::from("a")),
+        rooms: vec![RoomName::from("lobby")],
+        allowed_rooms: Some(vec![RoomName::from("lobby"), RoomName::from("news")]),
+        ..Default::default()
+    });
+    let free = h.open("free");
+    h.json_to(a);
+    h.json_to(free);
+    h.text(a, r#"{"type":"join","room":"secret","ref":1}"#);
+    h.text(a, r#"{"type":"publish","room":"secret","data":1,"ref":2}"#);
+    h.text(a, r#"{"type":"join","room":"news","ref":3}"#);
+    h.text(a, r#"{"type":"publish","room":"lobby","data":4,"ref":4}"#);
+    let msgs = h.json_to(a);
+    assert_eq!(msgs[0]["code"], "forbidden");
+    assert_eq!(msgs[0]["ref"], 1);
+    assert_eq!(msgs[1]["code"], "forbidden");
+    assert_eq!(msgs[1]["ref"], 2);
+    assert_eq!(msgs[2], serde_json::json!({"type":"ack","ref":3}));
+    assert_eq!(msgs[3]["type"], "message", "{msgs:?}");
+    assert_eq!(msgs[4], serde_json::json!({"type":"ack","ref":4}));
+    // A connection without an allow-list may join any room.
+    h.text(free, r#"{"type":"join","room":"secret","ref":1}"#);
+    assert_eq!(
+        h.json_to(free),
+        vec![serde_json::json!({"type":"ack","ref":1})]
+    );
+}
+
+#[test]
+fn generated_ids_carry_144_random_bits() {
+    let mut h = Harness::new(Config {
+        shard_count: 4,
+        ..cfg()
+    });
+    let a = h.open_with(OpenParams::default());
+    let id = h.shard.connection(a).expect("open").client;
+    assert_eq!(id.as_str().len(), 36, "{id}");
+    assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    let mut other = Harness::new(Config {
+        shard_count: 4,
+        seed: crate::Seed::from_u64(99),
+        ..cfg()
+    });
+    let b = other.open_with(OpenParams::default());
+    assert_ne!(other.shard.connection(b).expect("open").client, id);
+}

@@ -251,6 +251,7 @@ impl Pair {
                     user: user.map(|i| UserId::from(USERS[usize::from(i) % USERS.len()])),
                     peer: None,
                     rooms: rooms.iter().map(|i| RoomName::from(room(*i))).collect(),
+                    allowed_rooms: None,
                 },
                 *auto_ack,
             ),

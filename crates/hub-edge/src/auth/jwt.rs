@@ -61,8 +61,9 @@ pub struct Claims {
     pub exp: u64,
     /// `cid`: the client id to use, when the token fixes one.
     pub client_id: Option<String>,
-    /// `rooms`: rooms to join on connect (empty when absent).
-    pub rooms: Vec<String>,
+    /// `rooms`: the only rooms the connection may join and publish to, joined on connect;
+    /// `None` when absent (every room allowed, none joined).
+    pub rooms: Option<Vec<String>>,
 }
 
 /// Verifies HS256 tokens signed with one shared secret.
@@ -188,14 +189,16 @@ fn claims(payload: &Map<String, Value>, now: u64) -> Result<Claims, AuthError> {
     }
     let client_id = optional_string(payload, "cid")?;
     let rooms = match payload.get("rooms") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|room| match room {
-                Value::String(s) if !s.is_empty() => Ok(s.clone()),
-                _ => Err(AuthError::MissingClaim("rooms")),
-            })
-            .collect::<Result<_, _>>()?,
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|room| match room {
+                    Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                    _ => Err(AuthError::MissingClaim("rooms")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         Some(_) => return Err(AuthError::MissingClaim("rooms")),
     };
     Ok(Claims {
@@ -261,13 +264,13 @@ mod tests {
                 sub: "alice".into(),
                 exp: 1_700_000_100,
                 client_id: Some("tab-1".into()),
-                rooms: vec!["a".into(), "b".into()],
+                rooms: Some(vec!["a".into(), "b".into()]),
             }
         );
         let c = verify(&token(r#"{"sub":"bob","exp":1700000001.9}"#)).expect("valid");
         assert_eq!(c.exp, 1_700_000_001);
         assert_eq!(c.client_id, None);
-        assert!(c.rooms.is_empty());
+        assert_eq!(c.rooms, None);
         let c = verify(&token(
             r#"{"sub":"bob","exp":1700000001,"cid":null,"rooms":null}"#,
         ))
