@@ -640,3 +640,17 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_entry_is_small() {
+        // Socket, peer address, the 40-byte ServerConn (no heap when idle), the hub's id, the
+        // deadline and two flags: 128 bytes. The hand-written head/decoder/backlog state it
+        // replaced took 160, and its backlog kept its heap buffer after a write.
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 128, "a connection entry is {size} bytes");
+    }
+}
