@@ -110,6 +110,15 @@ async fn a_peer_that_cannot_decode_closes_the_link_and_it_comes_back() {
 async fn scenario_emit_to_a_node_just_joined(registry: Registry) {
     let mut cluster = Cluster::start_with(registry, Bus::Grpc, 2, &["--lease-ttl", "10s"]).await;
     let fresh = cluster.add_node(&["--lease-ttl", "10s"]);
+    // n2 joined the registry (its health is ok once it did), so carol's registration goes
+    // out as a batch of its own that n2's registry_ops counts.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            cluster.stats(fresh).await["status"] == "ok"
+        })
+        .await,
+        "n2 joined"
+    );
     let (mut carol, _) = Client::connect(&cluster.url(fresh, "/ws?id=carol")).await;
     // Carol's registration reached the registry (asked of her own node, which answers
     // from the registry's batch count: asking another node would make it meet n2).
