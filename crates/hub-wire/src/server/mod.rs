@@ -134,7 +134,9 @@
 //!
 //! TLS end of stream (`close_notify`, or a reader at EOF) is `recv_eof`. The TLS writer
 //! copies plaintext into records, so a frame shared among recipients is encrypted once per
-//! recipient, as it must be.
+//! recipient, as it must be. [`tls::TlsServerConn`] is exactly this plumbing, with the same
+//! methods; it holds [`ConnEvent::ShutdownWrite`] back until `close_notify` is written.
+//! (rustls is built without a crypto provider here: its user picks one.)
 //!
 //! # Size
 //!
@@ -147,6 +149,7 @@ mod config;
 mod event;
 pub mod fuzzing;
 mod outbox;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
