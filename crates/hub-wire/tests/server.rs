@@ -556,6 +556,25 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
 }
 
 #[test]
+fn a_body_cut_short_by_the_end_of_the_stream_ends_the_connection() {
+    let mut h = Harness::new();
+    h.recv(b"POST /api/x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+    h.conn.recv_eof(h.now);
+    assert!(h.events().is_empty(), "an answer is still owed");
+    h.conn.read_body(h.now).expect("read");
+    assert_eq!(h.events(), vec![ConnEvent::Closed]);
+    // A complete body is still handed on after the end of the stream.
+    let mut h = Harness::new();
+    h.recv(b"POST /api/x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    h.conn.recv_eof(h.now);
+    h.conn.read_body(h.now).expect("read");
+    assert_eq!(
+        h.events(),
+        vec![ConnEvent::Body(Bytes::from_static(b"abc"))]
+    );
+}
+
+#[test]
 fn a_flood_while_an_answer_is_owed_closes_the_connection() {
     let mut h = Harness::with(ConnConfig {
         max_head: 100,

@@ -149,6 +149,7 @@ mod config;
 mod event;
 pub mod fuzzing;
 mod outbox;
+mod sink;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -163,9 +164,10 @@ pub use config::{ConnConfig, LINGER, MAX_BODY, MAX_HEAD, MAX_IOV, READS_PER_TURN
 pub use event::{ConnEvent, StateError};
 
 use crate::http::{parse_request, upgrade_response, Parsed, Response};
-use crate::ws::{echo_code, Decoded, FrameDecoder};
+use crate::ws::FrameDecoder;
 use admit::{admit, Admitted};
 use outbox::Outbox;
+use sink::{Sink, Watch};
 
 /// The sans-IO server side of one TCP connection (see the module docs for the loop).
 ///
@@ -424,48 +426,6 @@ impl Busy {
     }
 }
 
-/// Turns decoded frames into events; notes the client's close frame.
-struct Sink<'a> {
-    events: &'a mut VecDeque<ConnEvent>,
-    closed: bool,
-}
-
-impl Extend<Decoded> for Sink<'_> {
-    fn extend<I: IntoIterator<Item = Decoded>>(&mut self, iter: I) {
-        for decoded in iter {
-            let event = match decoded {
-                Decoded::Text(data) => ConnEvent::Message {
-                    data,
-                    binary: false,
-                },
-                Decoded::Binary(data) => ConnEvent::Message { data, binary: true },
-                Decoded::Ping(payload) => ConnEvent::Ping(payload),
-                Decoded::Pong(payload) => ConnEvent::Pong(payload),
-                Decoded::Close { code, .. } => {
-                    self.closed = true;
-                    ConnEvent::PeerClose {
-                        code: echo_code(code),
-                    }
-                }
-            };
-            self.events.push_back(event);
-        }
-    }
-}
-
-/// Discards decoded frames; notes the client's close frame.
-struct Watch {
-    closed: bool,
-}
-
-impl Extend<Decoded> for Watch {
-    fn extend<I: IntoIterator<Item = Decoded>>(&mut self, iter: I) {
-        for decoded in iter {
-            self.closed |= matches!(decoded, Decoded::Close { .. });
-        }
-    }
-}
-
 impl ServerConn {
     /// A freshly accepted connection, reading its first request head (due by
     /// `now + config.request_timeout`).
@@ -693,6 +653,10 @@ impl ServerConn {
         busy.phase = Phase::Body;
         busy.deadline = Some(busy.exchange.deadline);
         busy.advance_body();
+        if busy.phase == Phase::Body && busy.eof {
+            // The client ended its stream before the whole body: it never comes.
+            busy.close_now(outbox);
+        }
         Ok(())
     }
 
