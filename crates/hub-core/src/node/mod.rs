@@ -294,21 +294,7 @@ impl Node {
                 let target = room.map_or(Target::All, Target::Room);
                 self.route(now, Origin::Nobody, target, frame, None, false);
             }
-            Input::Cluster(ClusterEvent::NodeUp(node)) => {
-                if node == self.config.node_id || !self.is_clustered() {
-                    return;
-                }
-                if self.peers.insert(node.clone()) && self.bus() == Some(BusKind::Grpc) {
-                    let rooms = self.rooms();
-                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
-                }
-            }
-            Input::Cluster(ClusterEvent::LinkUp(node)) => {
-                if self.peers.contains(&node) && self.bus() == Some(BusKind::Grpc) {
-                    let rooms = self.rooms();
-                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
-                }
-            }
+            Input::Cluster(event) => self.on_cluster(event),
             Input::Displaced { client, node } => {
                 if node != self.config.node_id && self.is_clustered() {
                     let op = RemoteOp::Disconnect {
@@ -323,23 +309,6 @@ impl Node {
                     let code = close_code::REPLACED;
                     self.close_on_owner(now, Origin::Nobody, client, code, Stage::Count);
                 }
-            }
-            Input::Cluster(ClusterEvent::InterestCheck) => {
-                if self.bus() == Some(BusKind::Grpc) {
-                    let InterestDigest { count, hash } = self.own_digest;
-                    let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
-                    for node in peers {
-                        self.send_peer(node, PeerMessage::InterestDigest { count, hash });
-                    }
-                }
-            }
-            Input::Cluster(ClusterEvent::NodeDown(node)) => {
-                self.peer_digests.remove(&node);
-                self.peers.remove(&node);
-                self.room_peers.retain(|_, nodes| {
-                    nodes.remove(&node);
-                    !nodes.is_empty()
-                });
             }
         }
     }
@@ -822,5 +791,7 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+mod interest_tests;
 #[cfg(test)]
 mod tests;

@@ -43,6 +43,45 @@ impl Node {
         }
     }
 
+    /// A change in the cluster: peers met and lost, links back, and the periodic digest.
+    pub(super) fn on_cluster(&mut self, event: ClusterEvent) {
+        let grpc = self.bus() == Some(BusKind::Grpc);
+        match event {
+            ClusterEvent::NodeUp(node) => {
+                if node == self.config.node_id || !self.is_clustered() {
+                    return;
+                }
+                if self.peers.insert(node.clone()) && grpc {
+                    let rooms = self.rooms();
+                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
+                }
+            }
+            ClusterEvent::LinkUp(node) => {
+                if self.peers.contains(&node) && grpc {
+                    let rooms = self.rooms();
+                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
+                }
+            }
+            ClusterEvent::InterestCheck => {
+                if grpc {
+                    let InterestDigest { count, hash } = self.own_digest;
+                    let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
+                    for node in peers {
+                        self.send_peer(node, PeerMessage::InterestDigest { count, hash });
+                    }
+                }
+            }
+            ClusterEvent::NodeDown(node) => {
+                self.peer_digests.remove(&node);
+                self.peers.remove(&node);
+                self.room_peers.retain(|_, nodes| {
+                    nodes.remove(&node);
+                    !nodes.is_empty()
+                });
+            }
+        }
+    }
+
     pub(super) fn on_peer(&mut self, now: Instant, from: NodeId, message: PeerMessage) {
         match message {
             PeerMessage::Request { id, op } => {
