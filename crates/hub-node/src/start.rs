@@ -55,7 +55,7 @@ pub async fn start<R: Runtime>(
         inner: Arc::new(Inner {
             runtime: rt.name(),
             node_id: NodeId::from(settings.node_name()),
-            gate: Gate::new(&settings),
+            gate: Gate::new(&settings).map_err(ServeError::Settings)?,
             limiter: Mutex::new(IpLimiter::new(settings.max_connections_per_ip)),
             shards: txs.clone(),
             node: node_tx.clone(),

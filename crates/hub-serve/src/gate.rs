@@ -83,18 +83,31 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 impl Gate {
-    /// The policy of a node with these settings.
-    pub fn new(settings: &Settings) -> Self {
-        Self {
+    /// The policy of a node with these settings. With `--jwks-url`, the key set is fetched
+    /// here (blocking, bounded by [`crate::jwks::FETCH_TIMEOUT`]) and refreshed in the
+    /// background; the error is one line naming the flag.
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        let jwt = if let Some(secret) = &settings.jwt_secret {
+            Some(JwtVerifier::new(secret.as_bytes()))
+        } else if let Some(pem) = &settings.jwt_public_key_pem {
+            Some(
+                JwtVerifier::from_public_key_pem(pem.as_bytes())
+                    .map_err(|e| format!("--jwt-public-key-file: {e}"))?,
+            )
+        } else if let Some(url) = &settings.jwks_url {
+            let keys = crate::jwks::load_jwks(url)?;
+            crate::jwks::refresh_in_background(url.clone(), keys.clone(), settings.jwks_refresh);
+            Some(JwtVerifier::from_jwks(keys))
+        } else {
+            None
+        };
+        Ok(Self {
             origins: OriginPolicy::new(settings.allowed_origins.clone()),
-            jwt: settings
-                .jwt_secret
-                .as_ref()
-                .map(|s| JwtVerifier::new(s.as_bytes())),
+            jwt,
             api_key: settings.api_key.clone(),
             shard_count: settings.shards,
             max_name_len: settings.core_config(hub_core::Seed::default()).max_name_len,
-        }
+        })
     }
 
     /// Decides what to do with `head`; `now_unix` is the wall-clock time for token expiry.

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod gate;
+pub mod jwks;
 pub mod limiter;
 pub mod secret;
 pub mod settings;

@@ -143,6 +143,12 @@ pub struct Settings {
     pub api_key: Option<String>,
     /// HMAC secret for client JWTs (at least 32 bytes).
     pub jwt_secret: Option<String>,
+    /// PEM public key (RSA, EC or Ed25519) for client JWTs, instead of a secret.
+    pub jwt_public_key_pem: Option<String>,
+    /// URL of a JWKS document holding the keys of client JWTs, instead of a secret.
+    pub jwks_url: Option<String>,
+    /// How often the JWKS document is fetched again. Default 5 min.
+    pub jwks_refresh: Duration,
     /// Origins allowed besides same-origin and non-browser clients.
     pub allowed_origins: Vec<String>,
     /// Whether clients may broadcast to everyone.
@@ -181,6 +187,9 @@ impl Default for Settings {
             lease_ttl: Duration::from_secs(10),
             api_key: None,
             jwt_secret: None,
+            jwt_public_key_pem: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(300),
             allowed_origins: Vec::new(),
             allow_client_broadcast: false,
             ping_interval: core.ping_interval,
@@ -210,6 +219,9 @@ impl fmt::Debug for Settings {
             .field("lease_ttl", &self.lease_ttl)
             .field("api_key", &secret(&self.api_key))
             .field("jwt_secret", &secret(&self.jwt_secret))
+            .field("jwt_public_key", &self.jwt_public_key_pem.is_some())
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_refresh", &self.jwks_refresh)
             .field("allowed_origins", &self.allowed_origins)
             .field("allow_client_broadcast", &self.allow_client_broadcast)
             .field("ping_interval", &self.ping_interval)
@@ -230,6 +242,11 @@ impl Settings {
         self.node_id
             .clone()
             .unwrap_or_else(|| format!("node-{}", self.listen.port()))
+    }
+
+    /// Whether clients need a token (a JWT secret, public key or JWKS URL is configured).
+    pub fn tokens_required(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key_pem.is_some() || self.jwks_url.is_some()
     }
 
     /// Whether the node is part of a cluster (a shared registry is configured).
@@ -274,6 +291,28 @@ impl Settings {
             .map_err(|e| format!("--{}: {}", e.setting, e.problem))?;
         check_secret("api-key", self.api_key.as_deref())?;
         check_secret("jwt-secret", self.jwt_secret.as_deref())?;
+        let token_keys = [
+            self.jwt_secret.is_some(),
+            self.jwt_public_key_pem.is_some(),
+            self.jwks_url.is_some(),
+        ];
+        if token_keys.iter().filter(|given| **given).count() > 1 {
+            return Err("--jwt-public-key-file: give one of --jwt-secret, --jwt-public-key-file and --jwks-url".into());
+        }
+        if let Some(pem) = &self.jwt_public_key_pem {
+            hub_edge::auth::JwtVerifier::from_public_key_pem(pem.as_bytes())
+                .map_err(|e| format!("--jwt-public-key-file: {e}"))?;
+        }
+        if let Some(url) = &self.jwks_url {
+            if !url.starts_with("http://") {
+                return Err(format!(
+                    "--jwks-url: expected http://HOST[:PORT]/PATH, got {url:?}"
+                ));
+            }
+        }
+        if self.jwks_refresh < Duration::from_secs(1) {
+            return Err("--jwks-refresh: must be at least 1s".into());
+        }
         check_secret("cluster-secret", self.cluster_secret.as_deref())?;
         if self.shutdown_timeout.is_zero() {
             return Err("--shutdown-timeout: must be above zero".into());

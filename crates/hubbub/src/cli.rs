@@ -196,7 +196,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HUBBUB_API_KEY_FILE", value_name = "PATH")]
     pub(crate) api_key_file: Option<PathBuf>,
 
-    /// HS256 secret, at least 32 bytes: clients then need a JWT (query token= or
+    /// HMAC secret (HS256/384/512), at least 32 bytes: clients then need a JWT (query token= or
     /// Authorization: Bearer) whose `sub` is their user id and which has `exp`
     /// [default: none, no tokens].
     #[arg(
@@ -211,6 +211,21 @@ pub(crate) struct ServeArgs {
     /// --jwt-secret.
     #[arg(long, env = "HUBBUB_JWT_SECRET_FILE", value_name = "PATH")]
     pub(crate) jwt_secret_file: Option<PathBuf>,
+
+    /// PEM public key (RSA, EC P-256/P-384 or Ed25519) that client JWTs are verified with
+    /// (RS256/384/512, ES256/384, EdDSA), instead of --jwt-secret.
+    #[arg(long, env = "HUBBUB_JWT_PUBLIC_KEY_FILE", value_name = "PATH")]
+    pub(crate) jwt_public_key_file: Option<PathBuf>,
+
+    /// http:// URL of a JWKS document whose keys client JWTs are verified with, instead of
+    /// --jwt-secret: fetched at start (the node does not start without it) and again every
+    /// --jwks-refresh.
+    #[arg(long, env = "HUBBUB_JWKS_URL", value_name = "URL")]
+    pub(crate) jwks_url: Option<String>,
+
+    /// How often the --jwks-url document is fetched again (a failed fetch keeps the keys).
+    #[arg(long, env = "HUBBUB_JWKS_REFRESH", default_value = "5m", value_name = "DURATION", value_parser = duration)]
+    pub(crate) jwks_refresh: Duration,
 
     /// Browser origins allowed besides the node's own (comma-separated; * for any).
     /// Clients that send no Origin (non-browsers) are always allowed.
@@ -290,6 +305,12 @@ impl ServeArgs {
             self.cluster_secret.as_deref(),
             self.cluster_secret_file.as_deref(),
         )?;
+        let jwt_public_key_pem = match &self.jwt_public_key_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                format!("--jwt-public-key-file: cannot read {}: {e}", path.display())
+            })?),
+            None => None,
+        };
         Ok(Settings {
             listen: self.listen,
             runtime: match self.runtime {
@@ -305,6 +326,9 @@ impl ServeArgs {
             lease_ttl: self.lease_ttl,
             api_key,
             jwt_secret,
+            jwt_public_key_pem,
+            jwks_url: self.jwks_url.clone(),
+            jwks_refresh: self.jwks_refresh,
             allowed_origins: self
                 .allowed_origins
                 .iter()

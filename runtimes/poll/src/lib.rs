@@ -197,7 +197,7 @@ impl Server {
             tick: None,
             listener: Some(listener),
             local_addr,
-            gate: Gate::new(&settings),
+            gate: Gate::new(&settings).map_err(invalid)?,
             limiter: IpLimiter::new(settings.max_connections_per_ip),
             settings,
             hub,

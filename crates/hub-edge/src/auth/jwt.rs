@@ -1,15 +1,22 @@
-//! HS256 JSON Web Tokens (RFC 7519) for client connections.
+//! JSON Web Tokens (RFC 7519) for client connections, verified with the `jsonwebtoken` crate.
 //!
-//! Only HS256 is accepted: the header's `alg` must be exactly `"HS256"` (so `none` and
-//! algorithm-confusion tokens are refused), the signature is checked in constant time before
-//! the payload is read, and errors never carry the token or the secret.
+//! Invariants:
+//! - Each key accepts only its own family of algorithms: an HMAC secret HS256/384/512, an RSA
+//!   key RS256/384/512, an EC key ES256/384, an Ed25519 key EdDSA. `alg: none`, an unknown
+//!   `alg`, and a token signed with another family (algorithm confusion, e.g. HS256 keyed with
+//!   an RSA public key) are refused before any claim is read.
+//! - `exp` is required and `nbf` checked, both with [`LEEWAY_SECS`] of clock skew allowed.
+//! - Errors never carry the token or the key.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -26,6 +33,9 @@ const B64: GeneralPurpose = GeneralPurpose::new(
 /// Longest token looked at; anything longer is malformed (headers are bounded anyway).
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
 /// Why a token was refused. Messages never include the token or the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -35,10 +45,10 @@ pub enum AuthError {
     /// The token is not three base64url parts with JSON header and payload.
     #[error("malformed token")]
     Malformed,
-    /// The header's `alg` is missing or not HS256.
-    #[error("unsupported token algorithm (only HS256 is accepted)")]
+    /// The header's `alg` is missing, unknown, or not one the configured keys accept.
+    #[error("unsupported token algorithm")]
     BadAlgorithm,
-    /// The signature does not match.
+    /// The signature does not match (or no configured key has the token's `kid`).
     #[error("bad token signature")]
     BadSignature,
     /// The token's `exp` has passed.
@@ -66,27 +76,144 @@ pub struct Claims {
     pub rooms: Option<Vec<String>>,
 }
 
-/// Verifies HS256 tokens signed with one shared secret.
+/// One verification key and the algorithms it accepts.
+#[derive(Clone)]
+struct VerifyKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+/// Keys loaded from a JWKS document, replaced as a whole when the document is fetched again.
+#[derive(Clone, Default)]
+pub struct JwksKeys(Arc<RwLock<Vec<VerifyKey>>>);
+
+impl fmt::Debug for JwksKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwksKeys")
+    }
+}
+
+impl JwksKeys {
+    /// An empty key set (every token is refused until [`JwksKeys::replace`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the keys with those of a JWKS document (`{"keys":[...]}`); returns how many
+    /// were loaded. Symmetric (`oct`) keys and keys that do not parse are skipped; a document
+    /// with no usable key is an error and leaves the old keys in place.
+    pub fn replace(&self, document: &str) -> Result<usize, String> {
+        let set: JwkSet =
+            serde_json::from_str(document).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            let family: Vec<Algorithm> = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
+                AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                    EllipticCurve::P256 => vec![Algorithm::ES256],
+                    EllipticCurve::P384 => vec![Algorithm::ES384],
+                    _ => continue,
+                },
+                AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+                    vec![Algorithm::EdDSA]
+                }
+                _ => continue,
+            };
+            // A key that names its algorithm accepts only that one.
+            let algorithms = match &jwk.common.key_algorithm {
+                Some(named) => match format!("{named:?}").parse::<Algorithm>() {
+                    Ok(alg) if family.contains(&alg) => vec![alg],
+                    _ => continue,
+                },
+                None => family,
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            keys.push(VerifyKey {
+                kid: jwk.common.key_id.clone(),
+                key,
+                algorithms,
+            });
+        }
+        if keys.is_empty() {
+            return Err("the JWKS document has no usable RSA, EC or Ed25519 key".into());
+        }
+        let count = keys.len();
+        if let Ok(mut current) = self.0.write() {
+            *current = keys;
+        }
+        Ok(count)
+    }
+
+    fn snapshot(&self) -> Vec<VerifyKey> {
+        self.0.read().map(|k| k.clone()).unwrap_or_default()
+    }
+}
+
+const HMAC_ALGORITHMS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+const RSA_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512];
+
+#[derive(Clone)]
+enum Keys {
+    Fixed(Arc<[VerifyKey]>),
+    Jwks(JwksKeys),
+}
+
+/// Verifies client tokens with an HMAC secret, a public key, or the keys of a JWKS document.
 #[derive(Clone)]
 pub struct JwtVerifier {
-    /// The keyed MAC; `None` only if the MAC refused the key (HMAC accepts any length).
-    mac: Option<HmacSha256>,
+    keys: Keys,
 }
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("alg", &"HS256")
-            .field("secret", &"<redacted>")
+            .field("key", &"<redacted>")
             .finish()
     }
 }
 
 impl JwtVerifier {
-    /// A verifier for tokens signed with `secret`.
+    /// A verifier for tokens signed with the HMAC `secret` (HS256, HS384 or HS512).
     pub fn new(secret: &[u8]) -> Self {
+        Self::fixed(VerifyKey {
+            kid: None,
+            key: DecodingKey::from_secret(secret),
+            algorithms: HMAC_ALGORITHMS.to_vec(),
+        })
+    }
+
+    /// A verifier for tokens signed with the private half of a PEM public key: RSA (RS256,
+    /// RS384, RS512), EC P-256 / P-384 (ES256, ES384) or Ed25519 (EdDSA).
+    pub fn from_public_key_pem(pem: &[u8]) -> Result<Self, String> {
+        let (key, algorithms) = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            (key, RSA_ALGORITHMS.to_vec())
+        } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+            (key, vec![Algorithm::ES256, Algorithm::ES384])
+        } else if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+            (key, vec![Algorithm::EdDSA])
+        } else {
+            return Err("not a PEM RSA, EC or Ed25519 public key".into());
+        };
+        Ok(Self::fixed(VerifyKey {
+            kid: None,
+            key,
+            algorithms,
+        }))
+    }
+
+    /// A verifier using the keys of a JWKS document, which `keys` may replace at any time.
+    pub fn from_jwks(keys: JwksKeys) -> Self {
         Self {
-            mac: HmacSha256::new_from_slice(secret).ok(),
+            keys: Keys::Jwks(keys),
+        }
+    }
+
+    fn fixed(key: VerifyKey) -> Self {
+        Self {
+            keys: Keys::Fixed(Arc::from(vec![key])),
         }
     }
 
@@ -100,22 +227,53 @@ impl JwtVerifier {
             return Err(AuthError::Malformed);
         }
         let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
+        let (Some(header), Some(_), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(AuthError::Malformed);
         };
         check_header(&decode_object(header)?)?;
-        let signature = B64.decode(signature).map_err(|_| AuthError::Malformed)?;
-        let mut mac = self.mac.clone().ok_or(AuthError::BadSignature)?;
-        // The signing input is the first two parts exactly as sent.
-        let signed = token
-            .get(..header.len() + 1 + payload.len())
-            .ok_or(AuthError::Malformed)?;
-        mac.update(signed.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| AuthError::BadSignature)?;
-        claims(&decode_object(payload)?, now_unix_secs)
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::BadAlgorithm)?;
+        let jwks;
+        let keys: &[VerifyKey] = match &self.keys {
+            Keys::Fixed(keys) => keys,
+            Keys::Jwks(set) => {
+                jwks = set.snapshot();
+                &jwks
+            }
+        };
+        let mut candidates = keys
+            .iter()
+            .filter(|k| k.algorithms.contains(&header.alg))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(AuthError::BadAlgorithm);
+        }
+        let mut validation = Validation::new(header.alg);
+        // Time claims are checked below against the caller's clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        for candidate in candidates {
+            if header.kid.is_some() && candidate.kid.is_some() && header.kid != candidate.kid {
+                continue;
+            }
+            validation.algorithms = candidate.algorithms.clone();
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, &validation) {
+                Ok(data) => return claims(&data.claims, now_unix_secs),
+                Err(e) => match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature
+                    | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+                    | jsonwebtoken::errors::ErrorKind::InvalidKeyFormat
+                    | jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey
+                    | jsonwebtoken::errors::ErrorKind::InvalidEddsaKey
+                    | jsonwebtoken::errors::ErrorKind::InvalidRsaKey(_) => continue,
+                    _ => return Err(AuthError::Malformed),
+                },
+            }
+        }
+        Err(AuthError::BadSignature)
     }
 }
 
@@ -126,7 +284,7 @@ fn decode_object(part: &str) -> Result<Map<String, Value>, AuthError> {
 }
 
 fn check_header(header: &Map<String, Value>) -> Result<(), AuthError> {
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+    if header.get("alg").and_then(Value::as_str).is_none() {
         return Err(AuthError::BadAlgorithm);
     }
     // RFC 7515 §4.1.11: extensions we do not understand must not be ignored.
@@ -179,11 +337,11 @@ fn optional_string(
 fn claims(payload: &Map<String, Value>, now: u64) -> Result<Claims, AuthError> {
     let sub = optional_string(payload, "sub")?.ok_or(AuthError::MissingClaim("sub"))?;
     let exp = numeric_date(payload, "exp", false)?.ok_or(AuthError::MissingClaim("exp"))?;
-    if now >= exp {
+    if now >= exp.saturating_add(LEEWAY_SECS) {
         return Err(AuthError::Expired);
     }
     if let Some(nbf) = numeric_date(payload, "nbf", true)? {
-        if now < nbf {
+        if now.saturating_add(LEEWAY_SECS) < nbf {
             return Err(AuthError::NotYetValid);
         }
     }
@@ -279,13 +437,8 @@ mod tests {
     }
 
     #[test]
-    fn padding_and_whitespace_are_tolerated() {
+    fn whitespace_around_a_token_is_tolerated() {
         let t = token(r#"{"sub":"alice","exp":1700000100}"#);
-        let parts: Vec<&str> = t.split('.').collect();
-        let pad = |p: &str| format!("{p}{}", "=".repeat((4 - p.len() % 4) % 4));
-        // The signature covers the parts as sent, so only the signature may gain padding.
-        let padded = format!("{}.{}.{}", parts[0], parts[1], pad(parts[2]));
-        assert!(verify(&padded).is_ok());
         assert!(verify(&format!(" {t}\n")).is_ok());
     }
 
@@ -311,7 +464,26 @@ mod tests {
     }
 
     #[test]
-    fn only_hs256_is_accepted() {
+    fn hmac_keys_accept_hs256_384_512_only() {
+        let claims = r#"{"sub":"alice","exp":1700000100}"#;
+        for alg in [
+            jsonwebtoken::Algorithm::HS256,
+            jsonwebtoken::Algorithm::HS384,
+            jsonwebtoken::Algorithm::HS512,
+        ] {
+            let claims: Value = serde_json::from_str(claims).expect("json");
+            let t = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(alg),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(SECRET),
+            )
+            .expect("signs");
+            assert_eq!(verify(&t).map(|c| c.sub), Ok("alice".into()), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn only_hmac_algorithms_are_accepted_with_a_secret() {
         let claims = r#"{"sub":"alice","exp":1700000100}"#;
         let none = format!(
             "{}.{}.",
@@ -320,8 +492,9 @@ mod tests {
         );
         assert_eq!(verify(&none), Err(AuthError::BadAlgorithm));
         for header in [
-            r#"{"alg":"HS512"}"#,
             r#"{"alg":"hs256"}"#,
+            r#"{"alg":"ES256"}"#,
+            r#"{"alg":"EdDSA"}"#,
             r#"{"alg":"RS256"}"#,
             r#"{"typ":"JWT"}"#,
             r#"{"alg":null}"#,
@@ -341,30 +514,53 @@ mod tests {
     }
 
     #[test]
-    fn time_claims_are_enforced() {
-        assert_eq!(
-            verify(&token(r#"{"sub":"a","exp":1700000000}"#)),
-            Err(AuthError::Expired)
+    fn time_claims_are_enforced_with_leeway() {
+        let at = |offset: i64| (NOW as i64 + offset).to_string();
+        let exp = |e: String| verify(&token(&format!(r#"{{"sub":"a","exp":{e}}}"#)));
+        assert_eq!(exp(at(-(LEEWAY_SECS as i64))), Err(AuthError::Expired));
+        assert_eq!(exp("1600000000".into()), Err(AuthError::Expired));
+        assert_eq!(exp("-5".into()), Err(AuthError::Expired));
+        assert!(
+            exp(at(-(LEEWAY_SECS as i64) + 1)).is_ok(),
+            "within the leeway"
         );
+        assert!(exp(at(1)).is_ok());
+        assert!(exp("1e300".into()).is_ok());
+        let nbf = |n: String| {
+            verify(&token(&format!(
+                r#"{{"sub":"a","exp":1800000000,"nbf":{n}}}"#
+            )))
+        };
+        assert_eq!(nbf(at(LEEWAY_SECS as i64 + 1)), Err(AuthError::NotYetValid));
         assert_eq!(
-            verify(&token(r#"{"sub":"a","exp":1600000000}"#)),
-            Err(AuthError::Expired)
-        );
-        assert_eq!(
-            verify(&token(r#"{"sub":"a","exp":-5}"#)),
-            Err(AuthError::Expired)
-        );
-        assert!(verify(&token(r#"{"sub":"a","exp":1700000001}"#)).is_ok());
-        assert_eq!(
-            verify(&token(r#"{"sub":"a","exp":1800000000,"nbf":1700000001}"#)),
+            nbf(format!("{}.5", NOW + LEEWAY_SECS)),
             Err(AuthError::NotYetValid)
         );
+        assert!(nbf(at(LEEWAY_SECS as i64)).is_ok(), "within the leeway");
+        assert!(nbf(at(0)).is_ok());
+    }
+
+    #[test]
+    fn jwks_documents_without_usable_keys_keep_the_old_keys() {
+        let keys = JwksKeys::new();
+        let v = JwtVerifier::from_jwks(keys.clone());
         assert_eq!(
-            verify(&token(r#"{"sub":"a","exp":1800000000,"nbf":1700000000.5}"#)),
-            Err(AuthError::NotYetValid)
+            v.verify(&token(r#"{"sub":"a","exp":1800000000}"#), NOW),
+            Err(AuthError::BadAlgorithm),
+            "no keys yet"
         );
-        assert!(verify(&token(r#"{"sub":"a","exp":1800000000,"nbf":1700000000}"#)).is_ok());
-        assert!(verify(&token(r#"{"sub":"a","exp":1e300}"#)).is_ok());
+        assert!(keys.replace("not json").is_err());
+        // A symmetric key in a JWKS document is never used: it would let anyone who can read
+        // the document sign tokens.
+        let oct = format!(
+            r#"{{"keys":[{{"kty":"oct","k":"{}","kid":"s"}}]}}"#,
+            B64.encode(SECRET)
+        );
+        assert!(keys.replace(&oct).is_err());
+        assert_eq!(
+            v.verify(&token(r#"{"sub":"a","exp":1800000000}"#), NOW),
+            Err(AuthError::BadAlgorithm)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Who may connect and who may call the producer API.
 //!
-//! - [`JwtVerifier`]: HS256 client tokens (`?token=` or `Authorization: Bearer`).
+//! - [`JwtVerifier`]: client tokens (`?token=` or `Authorization: Bearer`): HMAC, RSA, EC or
+//!   Ed25519 keys, or a JWKS document ([`JwksKeys`]).
 //! - [`OriginPolicy`]: the `Origin` check of the WebSocket upgrade.
 //! - [`api_key_ok`]: the producer API key (`Authorization: Bearer KEY`).
 
@@ -9,7 +10,7 @@ mod origin;
 
 use sha2::{Digest, Sha256};
 
-pub use jwt::{sign_hs256, AuthError, Claims, JwtVerifier, MAX_TOKEN_LEN};
+pub use jwt::{sign_hs256, AuthError, Claims, JwksKeys, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_LEN};
 pub use origin::OriginPolicy;
 
 /// The credentials of an `Authorization: Bearer X` header value (scheme case-insensitive).
