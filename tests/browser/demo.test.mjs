@@ -458,6 +458,7 @@ step('after the node is killed and started again, the tabs show reconnecting and
   await waitForMessage(pageB, 'bob', 'bob back in room-2');
   const res = await fetch(`${base}/api/publish`, {
     method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ room: ROOM1, data: { text: 'from the API', name: 'api' } }),
     signal: AbortSignal.timeout(WAIT),
   });

@@ -139,7 +139,10 @@ async fn api_key_is_enforced_when_set() {
         "POST",
         "/api/broadcast",
         Some(r#"{"data":1}"#),
-        &[("Authorization", &format!("Bearer {KEY}"))],
+        &[
+            ("Authorization", &format!("Bearer {KEY}")),
+            ("Content-Type", "application/json"),
+        ],
     )
     .await;
     assert_eq!(ok.status, 200);

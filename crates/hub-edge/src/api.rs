@@ -12,6 +12,10 @@ use serde_json::value::RawValue;
 /// Largest request body the producer API accepts (1 MiB).
 pub const MAX_API_BODY: usize = 1 << 20;
 
+/// Longest room name, client id or user id in an API call, in bytes (as over gRPC, and the
+/// core's default `max_name_len`).
+pub const MAX_NAME_LEN: usize = 256;
+
 /// A parsed producer API call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiRequest {
@@ -174,9 +178,9 @@ fn name_field(raw: Option<&RawValue>, field: &str) -> Result<String, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::bad_request(format!("missing field \"{field}\"")))?;
     let value: String = serde_json::from_str(raw.get())
         .map_err(|_| ApiError::bad_request(format!("field \"{field}\" must be a string")))?;
-    if value.is_empty() {
+    if value.is_empty() || value.len() > MAX_NAME_LEN {
         return Err(ApiError::bad_request(format!(
-            "field \"{field}\" must not be empty"
+            "field \"{field}\" must be 1 to {MAX_NAME_LEN} bytes long"
         )));
     }
     Ok(value)
@@ -224,8 +228,10 @@ fn online_client(path: &str) -> Result<String, ApiError> {
     }
     let client = percent_decode(raw)
         .ok_or_else(|| ApiError::bad_request("client id is not valid percent-encoded UTF-8"))?;
-    if client.is_empty() {
-        return Err(ApiError::bad_request("client id must not be empty"));
+    if client.is_empty() || client.len() > MAX_NAME_LEN {
+        return Err(ApiError::bad_request(format!(
+            "client id must be 1 to {MAX_NAME_LEN} bytes long"
+        )));
     }
     Ok(client)
 }

@@ -151,7 +151,7 @@ fn bad_bodies_are_400_naming_the_field() {
     );
     assert_eq!(
         msg("/api/emit", r#"{"to":"","data":1}"#),
-        r#"field "to" must not be empty"#
+        r#"field "to" must be 1 to 256 bytes long"#
     );
     assert_eq!(msg("/api/emit", r#"{"to":"a"}"#), r#"missing field "data""#);
     assert!(msg("/api/emit_user", r#"{"data":1}"#).contains(r#""user""#));
@@ -191,4 +191,32 @@ fn answer_bodies_are_json() {
     assert_eq!(ApiError::not_found().status, 404);
     assert_eq!(ApiError::too_large().status, 413);
     assert_eq!(e.to_string(), "400: missing field \"to\"");
+}
+
+#[test]
+fn names_longer_than_256_bytes_are_refused() {
+    let long = "r".repeat(257);
+    let ok = "r".repeat(256);
+    let body = |room: &str| format!(r#"{{"room":"{room}","data":1}}"#);
+    let e = parse_api("POST", "/api/publish", body(&long).as_bytes()).expect_err("too long");
+    assert_eq!(e.status, 400);
+    assert!(e.body().contains("1 to 256 bytes"), "{}", e.body());
+    assert!(parse_api("POST", "/api/publish", body(&ok).as_bytes()).is_ok());
+    for (path, field) in [
+        ("/api/emit", "to"),
+        ("/api/emit_user", "user"),
+        ("/api/disconnect", "to"),
+    ] {
+        let b = format!(r#"{{"{field}":"{long}","data":1}}"#);
+        assert_eq!(
+            parse_api("POST", path, b.as_bytes())
+                .map_err(|e| e.status)
+                .err(),
+            Some(400),
+            "{path}"
+        );
+    }
+    let e = parse_api("GET", &format!("/api/online/{long}"), b"").expect_err("long id");
+    assert_eq!(e.status, 400);
+    assert!(serde_json::from_str::<serde_json::Value>(&e.body()).is_ok());
 }

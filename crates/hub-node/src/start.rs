@@ -40,6 +40,9 @@ pub async fn start<R: Runtime>(
     protocol: ClientProtocol,
 ) -> Result<Hub, ServeError> {
     settings.validate().map_err(ServeError::Settings)?;
+    for warning in settings.exposure_warnings() {
+        tracing::warn!("{warning}");
+    }
     let seed = hub_serve::random_seed().map_err(ServeError::Settings)?;
     let mut config = settings.core_config(seed.clone());
     config.client_protocol = protocol;

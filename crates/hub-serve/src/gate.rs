@@ -65,6 +65,13 @@ fn error(status: u16, message: &str) -> Response {
     )
 }
 
+/// Whether a Content-Type is `application/json` (parameters such as `charset` allowed).
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -117,11 +124,27 @@ impl Gate {
             return self.upgrade(head, now_unix);
         }
         if path.starts_with("/api/") || path == "/api" {
+            // A browser page of another origin must not drive the API: its requests carry
+            // an Origin, checked like the WebSocket upgrade's.
+            if !self
+                .origins
+                .check(head.header("origin"), head.header("host"))
+            {
+                return Decision::Respond(error(403, "origin not allowed"));
+            }
             if !api_key_ok(self.api_key.as_deref(), head.header("authorization")) {
                 return Decision::Respond(
                     error(401, "missing or wrong API key (Authorization: Bearer KEY)")
                         .with_header("WWW-Authenticate", "Bearer"),
                 );
+            }
+            // A cross-site form or no-cors fetch cannot send application/json without a
+            // preflight, so requiring it stops them even when Origin is absent.
+            if head.method == "POST" && !is_json(head.header("content-type")) {
+                return Decision::Respond(error(
+                    415,
+                    "POST bodies must be sent with Content-Type: application/json",
+                ));
             }
             return Decision::Api;
         }

@@ -244,6 +244,24 @@ impl Settings {
             .unwrap_or_else(|| format!("node-{}", self.listen.port()))
     }
 
+    /// Warnings for a producer API reachable beyond loopback without `--api-key` (the HTTP
+    /// API on the listen address, the gRPC API on `--grpc-listen`).
+    pub fn exposure_warnings(&self) -> Vec<String> {
+        if self.api_key.is_some() {
+            return Vec::new();
+        }
+        let mut warnings = Vec::new();
+        let open = [("HTTP", Some(self.listen)), ("gRPC", self.grpc_listen)];
+        for (api, addr) in open {
+            if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+                warnings.push(format!(
+                    "the producer {api} API on {addr} is reachable beyond loopback without --api-key: anyone who reaches it can publish, emit, broadcast and disconnect clients"
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Whether clients need a token (a JWT secret, public key or JWKS URL is configured).
     pub fn tokens_required(&self) -> bool {
         self.jwt_secret.is_some() || self.jwt_public_key_pem.is_some() || self.jwks_url.is_some()
@@ -369,6 +387,24 @@ mod tests {
         );
         assert_eq!(BusSpec::parse("grpc"), Ok(BusSpec::Grpc));
         assert!(BusSpec::parse("kafka").is_err());
+    }
+
+    #[test]
+    fn an_open_api_beyond_loopback_is_warned_about() {
+        assert!(Settings::default().exposure_warnings().is_empty());
+        let open = Settings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            grpc_listen: Some(SocketAddr::from(([10, 0, 0, 1], 8081))),
+            ..Settings::default()
+        };
+        let warnings = open.exposure_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("0.0.0.0:8080") && warnings[0].contains("--api-key"));
+        let keyed = Settings {
+            api_key: Some("k".repeat(32)),
+            ..open
+        };
+        assert!(keyed.exposure_warnings().is_empty());
     }
 
     #[test]

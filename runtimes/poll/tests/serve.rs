@@ -263,7 +263,10 @@ fn http_endpoints_answer_and_close() {
     assert!(health.ends_with(r#"{"status":"ok"}"#), "{health}");
     let missing = http(node.addr, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
-    let api = http(node.addr, "POST /api/publish HTTP/1.1\r\nHost: x\r\n\r\n");
+    let api = http(
+        node.addr,
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n",
+    );
     assert!(api.starts_with("HTTP/1.1 404"), "{api}");
     let plain = http(node.addr, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(plain.starts_with("HTTP/1.1 426"), "{plain}");
