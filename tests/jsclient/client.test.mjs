@@ -131,9 +131,20 @@ async function online(id) {
   return res.json();
 }
 
+async function apiDisconnect(to) {
+  const res = await fetch(`http://127.0.0.1:${node.port}/api/disconnect`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ to }),
+    signal: AbortSignal.timeout(WAIT),
+  });
+  return res.json();
+}
+
 async function apiPublish(room, data) {
   const res = await fetch(`http://127.0.0.1:${node.port}/api/publish`, {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ room, data }),
     signal: AbortSignal.timeout(WAIT),
   });
@@ -360,6 +371,21 @@ test('no reconnect after 4000: a newer connection with the same id replaced this
   await own;
   assert.deepEqual(await online('dup'), { online: true, node: `node-${node.port}` });
   newer.close();
+});
+
+test('no reconnect after 4003: the backend disconnected this client through the API', async () => {
+  const fast = { backoff: { min: 20, max: 40 } };
+  const kicked = client({ id: 'kicked', ...fast });
+  await next(kicked, 'welcome');
+  const closing = next(kicked, 'close');
+  assert.deepEqual(await apiDisconnect('kicked'), { disconnected: true });
+  const closed = await closing;
+  assert.equal(closed.code, 4003);
+  assert.equal(closed.reconnect, false);
+  // Long enough for many backoff rounds: the client stayed away.
+  await sleep(500);
+  assert.ok(!kicked.events.some(([e]) => e === 'reconnecting'), JSON.stringify(kicked.events));
+  assert.deepEqual(await online('kicked'), { online: false });
 });
 
 test('room offsets: the next one is delivered, a skipped one is a gap, a seen one a duplicate', () => {

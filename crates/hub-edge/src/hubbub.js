@@ -62,13 +62,14 @@
 //   error         an Error from the node that no request was waiting for (code, message)
 //   close         {code, reason, reconnect}: the connection closed; reconnect says whether
 //                 the client will try again. It does not after 4000 (replaced by a newer
-//                 connection with the same id), 1008 (refused by policy), close(), or
+//                 connection with the same id), 4003 (disconnected by the backend through
+//                 the producer API), 1008 (refused by policy), close(), or
 //                 with reconnect: false; the client is then closed for good.
 //   reconnecting  {attempt, delay}: the next attempt starts in delay ms
 
 const OPEN = 1;
-/** Close codes after which the client stays closed: replaced (4000), refused (1008). */
-export const FINAL_CLOSE_CODES = Object.freeze([4000, 1008]);
+/** Close codes after which the client stays closed: replaced (4000), disconnected by the API (4003), refused (1008). */
+export const FINAL_CLOSE_CODES = Object.freeze([4000, 4003, 1008]);
 
 /** An error answered by the node (`code` is its error code) or raised by the client. */
 export class HubbubError extends Error {

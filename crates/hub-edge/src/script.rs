@@ -49,7 +49,7 @@ mod tests {
             r#"case "joined""#,
             r#"case "presence""#,
             "frame.since = { offset: r.pos.offset, epoch: r.pos.epoch }",
-            "[4000, 1008]",
+            "[4000, 4003, 1008]",
             r#"searchParams.set("token""#,
         ] {
             assert!(SCRIPT.contains(needle), "missing {needle}");
