@@ -290,3 +290,99 @@ fn empty_short_and_missing_cluster_secrets_are_refused_at_start() {
     let e = refused_start(&exposed, &[("HUBBUB_CLUSTER_SECRET", "")]);
     assert!(e.contains("--cluster-secret"), "{e}");
 }
+
+/// A peer link message delivering `content` to `target`.
+fn deliver(target: pb::target::Kind, content: pb::Content) -> pb::PeerMessage {
+    pb::PeerMessage {
+        kind: Some(pb::peer_message::Kind::Request(pb::Request {
+            id: None,
+            op: Some(pb::request::Op::Deliver(pb::Deliver {
+                target: Some(pb::Target { kind: Some(target) }),
+                content: Some(content),
+            })),
+        })),
+    }
+}
+
+fn content(from: Option<&str>, data: &[u8]) -> pb::Content {
+    pb::Content {
+        room: None,
+        from: from.map(str::to_owned),
+        data: data.to_vec().into(),
+    }
+}
+
+#[tokio::test]
+async fn peers_send_content_and_the_receiver_builds_every_frame() {
+    let trio = Trio::start().await;
+    let (mut victim, _) = Client::connect(&trio.nodes[1].ws_url("/ws?id=v")).await;
+    let n0 = PeerAuth::new(NodeId::from("n0"), Some(CLUSTER_SECRET.as_bytes()));
+    let mut as_n0 =
+        PeerClient::with_interceptor(trio.channel(1).await, n0.interceptor(NodeId::from("n1")));
+    use pb::target::Kind;
+
+    // What used to be written to sockets as it came: a close frame, text that is not JSON,
+    // JSON that breaks out of `data`, a bad name. None of it is delivered.
+    let close_frame = b"\x88\x02\x0f\xa0";
+    let mut messages = vec![
+        deliver(Kind::All(true), content(None, close_frame)),
+        deliver(Kind::Client("v".into()), content(None, b"not json")),
+        deliver(
+            Kind::Client("v".into()),
+            content(None, br#"1,"type":"welcome","id":"x""#),
+        ),
+        deliver(Kind::All(true), content(Some(""), b"1")),
+    ];
+    // Close codes a peer may not ask for: the client stays open.
+    for code in [0, 1000, 1005, 1008, 4001, 4008] {
+        messages.extend(disconnect("n0", "v", code).messages);
+    }
+    // Then good content, from which n1 builds the frame itself.
+    messages.push(deliver(
+        Kind::Client("v".into()),
+        content(Some("mallory"), br#"{"ok":true}"#),
+    ));
+    let envelope = pb::PeerEnvelope {
+        from: "n0".into(),
+        messages,
+    };
+    let _answers = as_n0
+        .link(tokio_stream::iter(vec![envelope]))
+        .await
+        .expect("authenticated link");
+    assert_eq!(
+        victim.recv().await,
+        json!({"type":"message","from":"mallory","data":{"ok":true}}),
+        "the first thing the client gets is the frame its node built"
+    );
+
+    // The unary calls refuse bad content with INVALID_ARGUMENT.
+    let emit = as_n0
+        .emit(pb::PeerEmit {
+            client: "v".into(),
+            content: Some(content(None, close_frame)),
+        })
+        .await;
+    assert_eq!(emit.err().map(|s| s.code()), Some(Code::InvalidArgument));
+    let broadcast = as_n0
+        .broadcast(pb::PeerBroadcast {
+            room: String::new(),
+            content: None,
+        })
+        .await;
+    assert_eq!(
+        broadcast.err().map(|s| s.code()),
+        Some(Code::InvalidArgument)
+    );
+    let delivered = as_n0
+        .broadcast(pb::PeerBroadcast {
+            room: String::new(),
+            content: Some(content(None, b"[1,2]")),
+        })
+        .await
+        .expect("good content")
+        .into_inner();
+    assert_eq!(delivered.delivered, 1);
+    assert_eq!(victim.recv().await, json!({"type":"message","data":[1,2]}));
+    still_served(&trio, &mut victim, "v").await;
+}

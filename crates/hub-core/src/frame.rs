@@ -31,6 +31,12 @@ pub mod close_code {
     pub const DISCONNECTED: u16 = 4003;
     /// Slow consumer: the send queue was full.
     pub const SLOW_CONSUMER: u16 = 4008;
+
+    /// Whether another node may ask for a close with `code`: only [`REPLACED`] (the client
+    /// id connected elsewhere) and [`DISCONNECTED`] (the producer API) travel between nodes.
+    pub fn peer_may_request(code: u16) -> bool {
+        matches!(code, REPLACED | DISCONNECTED)
+    }
 }
 
 /// WebSocket opcodes of the frames a server sends.

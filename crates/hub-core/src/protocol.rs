@@ -239,6 +239,49 @@ pub fn message(room: Option<&str>, from: Option<&str>, data: &str) -> Bytes {
     frame::text(&message_json(room, from, data))
 }
 
+/// What a `message` frame says: the content another node needs to build the same frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageParts {
+    /// The room, for room messages.
+    pub room: Option<String>,
+    /// The sending client, for messages from clients.
+    pub from: Option<String>,
+    /// The payload, JSON text (a slice of the frame: no copy).
+    pub data: Bytes,
+}
+
+/// The parts of a `message` frame that [`message`] built, or `None` for any other frame.
+/// Costs O(room + from): the payload is not read, since this node built (and checked) it.
+pub fn message_parts(frame: &Bytes) -> Option<MessageParts> {
+    if frame.first() != Some(&0x81) {
+        return None;
+    }
+    let payload = frame::payload_of(frame);
+    let body = payload.strip_prefix(br#"{"type":"message""#)?;
+    if payload.last() != Some(&b'}') {
+        return None;
+    }
+    let mut at = payload.len() - body.len();
+    // A JSON string starting at `at` after `key`, and where it ends.
+    let field = |at: usize, key: &[u8]| -> Option<(String, usize)> {
+        let rest = payload.get(at..)?.strip_prefix(key)?;
+        let mut strings = serde_json::Deserializer::from_slice(rest).into_iter::<String>();
+        let value = strings.next()?.ok()?;
+        Some((value, at + key.len() + strings.byte_offset()))
+    };
+    let room = field(at, br#","room":"#).map(|(room, end)| {
+        at = end;
+        room
+    });
+    let from = field(at, br#","from":"#).map(|(from, end)| {
+        at = end;
+        from
+    });
+    let data_at = at + payload.get(at..)?.strip_prefix(br#","data":"#).map(|_| 8)?;
+    let data = payload.slice(data_at..payload.len() - 1);
+    Some(MessageParts { room, from, data })
+}
+
 /// `{"type":"ack","ref":X}` as a text frame.
 pub fn ack(reference: &str) -> Bytes {
     frame::text(format!(r#"{{"type":"ack","ref":{reference}}}"#).as_bytes())
@@ -281,6 +324,40 @@ mod tests {
 
     fn json_of(frame: &Bytes) -> Value {
         serde_json::from_slice(&frame::payload_of(frame)).expect("valid json")
+    }
+
+    #[test]
+    fn message_frames_come_apart_into_what_built_them() {
+        let cases: [(Option<&str>, Option<&str>, &str); 5] = [
+            (Some("r"), Some("c"), r#"{"x":[1,"}"]}"#),
+            (None, Some("a \"quoted\" \\ name ☃"), "1"),
+            (Some(r#","from":"x"#), None, r#""data""#),
+            (None, None, "null"),
+            (Some("r"), None, &"[0]".repeat(30_000)),
+        ];
+        for (room, from, data) in cases {
+            let frame = message(room, from, data);
+            let parts = message_parts(&frame).expect("a message frame");
+            assert_eq!(parts.room.as_deref(), room);
+            assert_eq!(parts.from.as_deref(), from);
+            assert_eq!(&parts.data[..], data.as_bytes());
+            let data = std::str::from_utf8(&parts.data).expect("utf-8");
+            assert_eq!(
+                message(parts.room.as_deref(), parts.from.as_deref(), data),
+                frame
+            );
+        }
+        for other in [
+            welcome("a", "n"),
+            ack("1"),
+            pong(None),
+            frame::close(4000, "x"),
+            frame::text(br#"{"type":"message","data":1"#),
+            frame::binary(br#"{"type":"message","data":1}"#),
+            Bytes::new(),
+        ] {
+            assert_eq!(message_parts(&other), None, "{other:?}");
+        }
     }
 
     #[test]

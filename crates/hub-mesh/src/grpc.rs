@@ -178,6 +178,11 @@ impl pb::producer_server::Producer for ProducerService {
     }
 }
 
+/// The frame a peer's content makes, or INVALID_ARGUMENT.
+fn content_frame(content: Option<pb::Content>) -> Result<bytes::Bytes, Status> {
+    hub_proto::frame_from_content(content).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
 /// The node-to-node service. Every call is checked with [`PeerAuth::verify`] first.
 pub(crate) struct PeerService {
     pub(crate) api: Arc<dyn NodeApi>,
@@ -225,7 +230,7 @@ impl pb::peer_server::Peer for PeerService {
         let r = request.into_inner();
         self.local(
             Target::Client(ClientId::from(name("client", r.client)?)),
-            r.frame,
+            content_frame(r.content)?,
         )
         .await
     }
@@ -262,7 +267,7 @@ impl pb::peer_server::Peer for PeerService {
         } else {
             Target::Room(RoomName::from(r.room))
         };
-        self.local(target, r.frame).await
+        self.local(target, content_frame(r.content)?).await
     }
 
     type LinkStream = EnvelopeStream;

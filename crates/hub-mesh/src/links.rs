@@ -326,6 +326,10 @@ async fn pump(
                     batch.ids.push(request_id(&message));
                     batch.messages.push(wire);
                 }
+            } else {
+                // Only `message` frames leave the node (the receiver rebuilds them from their
+                // content): answer anything else at once instead of letting it time out.
+                fail(&ctx.sink, &ctx.health, &ctx.peer, &message);
             }
             if !batch.full() {
                 next = rx.try_recv().ok();
@@ -389,7 +393,6 @@ async fn fail_while_waiting(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use hub_core::node::RemoteOp;
     use hub_core::Target;
     use std::sync::Mutex;
@@ -399,7 +402,12 @@ mod tests {
             id: Some(id),
             op: RemoteOp::Deliver {
                 target: Target::Room("r".into()),
-                frame: Bytes::from(vec![b'x'; size]),
+                // A `message` frame whose data (a JSON string) is `size` bytes long.
+                frame: hub_core::protocol::message(
+                    None,
+                    None,
+                    &format!("\"{}\"", "x".repeat(size.saturating_sub(2))),
+                ),
             },
         }
     }

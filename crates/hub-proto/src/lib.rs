@@ -4,8 +4,16 @@
 //! vendored `protoc`. The functions here map the node-to-node messages onto hub-core's
 //! [`PeerMessage`] and back; a message that does not map (a missing field, an unknown
 //! variant) is an error, never a panic.
+//!
+//! Nodes never forward bytes they did not build: a delivery crosses as [`pb::Content`] (the
+//! room, the sender and the JSON data of a `message` frame), and the receiver checks it and
+//! builds the frame itself ([`frame_from_content`]); a close request crosses with one of the
+//! codes a peer may ask for (4000, 4003), any other is refused.
 
+use bytes::Bytes;
+use hub_core::frame::close_code;
 use hub_core::node::{PeerMessage, RemoteOp, Reply};
+use hub_core::protocol;
 use hub_core::{ClientId, NodeId, RoomName, Target, UserId};
 
 /// The generated types and service stubs of `hubbub.v1`.
@@ -25,6 +33,42 @@ impl std::fmt::Display for BadMessage {
 }
 
 impl std::error::Error for BadMessage {}
+
+/// Longest room name or client id a peer's content may carry (the core's default limit).
+pub const MAX_NAME_LEN: usize = 256;
+
+/// The content of a `message` frame this node built, for another node; `None` for any other
+/// frame (it cannot leave the node). The data is shared with the frame, not copied.
+pub fn content_of(frame: &Bytes) -> Option<pb::Content> {
+    let parts = protocol::message_parts(frame)?;
+    Some(pb::Content {
+        room: parts.room,
+        from: parts.from,
+        data: parts.data,
+    })
+}
+
+/// Checks a peer's content and builds the `message` frame clients get: `data` must be one
+/// JSON value (UTF-8), `room` and `from` 1 to [`MAX_NAME_LEN`] bytes.
+pub fn frame_from_content(content: Option<pb::Content>) -> Result<Bytes, BadMessage> {
+    let content = content.ok_or(BadMessage("content missing"))?;
+    let name_ok = |name: &Option<String>| {
+        name.as_ref()
+            .is_none_or(|n| !n.is_empty() && n.len() <= MAX_NAME_LEN)
+    };
+    if !name_ok(&content.room) || !name_ok(&content.from) {
+        return Err(BadMessage("room or from not 1 to 256 bytes long"));
+    }
+    let data = std::str::from_utf8(&content.data).map_err(|_| BadMessage("data not UTF-8"))?;
+    if !protocol::is_json(data) {
+        return Err(BadMessage("data not one JSON value"));
+    }
+    Ok(protocol::message(
+        content.room.as_deref(),
+        content.from.as_deref(),
+        data,
+    ))
+}
 
 fn target_to_pb(target: &Target) -> Option<pb::Target> {
     use pb::target::Kind;
@@ -50,7 +94,8 @@ fn target_from_pb(target: Option<pb::Target>) -> Result<Target, BadMessage> {
     }
 }
 
-/// hub-core → wire. `None` for a message that cannot leave the node (a connection target).
+/// hub-core → wire. `None` for a message that cannot leave the node (a connection target, a
+/// frame that is not a `message`).
 pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
     use pb::peer_message::Kind;
     let kind = match message {
@@ -58,7 +103,7 @@ pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
             let op = match op {
                 RemoteOp::Deliver { target, frame } => pb::request::Op::Deliver(pb::Deliver {
                     target: Some(target_to_pb(target)?),
-                    frame: frame.clone(),
+                    content: Some(content_of(frame)?),
                 }),
                 RemoteOp::Online { client } => pb::request::Op::Online(pb::Lookup {
                     client: client.to_string(),
@@ -111,7 +156,7 @@ pub fn message_from_pb(message: pb::PeerMessage) -> Result<PeerMessage, BadMessa
             let op = match request.op.ok_or(BadMessage("request without op"))? {
                 pb::request::Op::Deliver(d) => RemoteOp::Deliver {
                     target: target_from_pb(d.target)?,
-                    frame: d.frame,
+                    frame: frame_from_content(d.content)?,
                 },
                 pb::request::Op::Online(l) => RemoteOp::Online {
                     client: ClientId::from(l.client),
@@ -119,7 +164,9 @@ pub fn message_from_pb(message: pb::PeerMessage) -> Result<PeerMessage, BadMessa
                 pb::request::Op::Disconnect(d) => RemoteOp::Disconnect {
                     client: ClientId::from(d.client),
                     code: u16::try_from(d.code)
-                        .map_err(|_| BadMessage("close code out of range"))?,
+                        .ok()
+                        .filter(|code| close_code::peer_may_request(*code))
+                        .ok_or(BadMessage("close code not one a peer may ask for"))?,
                 },
             };
             Ok(PeerMessage::Request { id: request.id, op })
@@ -158,7 +205,7 @@ mod tests {
 
     #[test]
     fn every_peer_message_round_trips() {
-        let frame = Bytes::from_static(b"\x81\x02hi");
+        let frame = protocol::message(Some("r"), Some("c"), r#"{"hi":1}"#);
         let messages = vec![
             PeerMessage::Request {
                 id: Some(7),
@@ -237,26 +284,76 @@ mod tests {
     #[test]
     fn malformed_messages_are_errors() {
         assert!(message_from_pb(pb::PeerMessage { kind: None }).is_err());
-        let no_target = pb::PeerMessage {
+        let deliver = |target: Option<pb::Target>, content: Option<pb::Content>| pb::PeerMessage {
             kind: Some(pb::peer_message::Kind::Request(pb::Request {
                 id: None,
-                op: Some(pb::request::Op::Deliver(pb::Deliver {
-                    target: None,
-                    frame: Bytes::new(),
-                })),
+                op: Some(pb::request::Op::Deliver(pb::Deliver { target, content })),
             })),
         };
-        assert!(message_from_pb(no_target).is_err());
-        let bad_code = pb::PeerMessage {
-            kind: Some(pb::peer_message::Kind::Request(pb::Request {
+        let all = Some(pb::Target {
+            kind: Some(pb::target::Kind::All(true)),
+        });
+        let content = |room: Option<&str>, from: Option<&str>, data: &[u8]| pb::Content {
+            room: room.map(str::to_owned),
+            from: from.map(str::to_owned),
+            data: Bytes::copy_from_slice(data),
+        };
+        assert!(message_from_pb(deliver(None, Some(content(None, None, b"1")))).is_err());
+        assert!(
+            message_from_pb(deliver(all.clone(), None)).is_err(),
+            "no content"
+        );
+        // Content that would make another frame, or no valid one, is refused.
+        let long = "r".repeat(MAX_NAME_LEN + 1);
+        for bad in [
+            content(None, None, b"\x88\x02\x0f\xa0"),
+            content(None, None, b"1},\"type\":\"welcome\""),
+            content(None, None, b""),
+            content(None, None, b"\xff"),
+            content(Some(""), None, b"1"),
+            content(None, Some(&long), b"1"),
+        ] {
+            assert!(
+                message_from_pb(deliver(all.clone(), Some(bad.clone()))).is_err(),
+                "{bad:?}"
+            );
+        }
+        // Good content becomes the frame this node would have built.
+        let built = message_from_pb(deliver(all, Some(content(None, Some("m"), b"[1]"))));
+        assert_eq!(
+            built,
+            Ok(PeerMessage::Request {
                 id: None,
-                op: Some(pb::request::Op::Disconnect(pb::Disconnect {
-                    client: "c".into(),
-                    code: 70000,
+                op: RemoteOp::Deliver {
+                    target: Target::All,
+                    frame: protocol::message(None, Some("m"), "[1]"),
+                },
+            })
+        );
+        for code in [0, 1000, 1005, 1008, 4001, 4008, 70000] {
+            let bad_code = pb::PeerMessage {
+                kind: Some(pb::peer_message::Kind::Request(pb::Request {
+                    id: None,
+                    op: Some(pb::request::Op::Disconnect(pb::Disconnect {
+                        client: "c".into(),
+                        code,
+                    })),
                 })),
-            })),
+            };
+            assert!(message_from_pb(bad_code).is_err(), "close code {code}");
+        }
+    }
+
+    #[test]
+    fn only_message_frames_leave_the_node() {
+        let m = PeerMessage::Request {
+            id: None,
+            op: RemoteOp::Deliver {
+                target: Target::All,
+                frame: hub_core::frame::close(4000, "x"),
+            },
         };
-        assert!(message_from_pb(bad_code).is_err());
+        assert!(message_to_pb(&m).is_none());
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum Reply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteOp {
     /// Deliver to the receiving node's own matching connections only (never forwarded again).
+    /// Only `message` frames cross nodes: the wire carries their content and the receiver
+    /// builds the frame again (see `protocol::message_parts`).
     Deliver {
         /// Who gets it.
         target: Target,
@@ -81,7 +83,8 @@ pub enum RemoteOp {
     Disconnect {
         /// The client id.
         client: ClientId,
-        /// The close code (4003 by the API, 4000 when replaced elsewhere).
+        /// The close code: 4003 by the API or 4000 when replaced elsewhere; the router
+        /// refuses any other (`close_code::peer_may_request`).
         code: u16,
     },
 }

@@ -97,8 +97,13 @@ impl Node {
                     RemoteOp::Online { client } => {
                         self.ask_owner(now, origin, client, Stage::OnlineLookup)
                     }
-                    RemoteOp::Disconnect { client, code } => {
+                    RemoteOp::Disconnect { client, code } if close_code::peer_may_request(code) => {
                         self.close_on_owner(now, origin, client, code, Stage::DisconnectRemote)
+                    }
+                    // Any other close code is refused: nothing is closed.
+                    RemoteOp::Disconnect { .. } => {
+                        let id = self.start(now, origin, Stage::DisconnectRemote, 0, false);
+                        self.advance(now, id);
                     }
                 }
             }

@@ -501,6 +501,58 @@ fn remote_delivery_is_local_only() {
 }
 
 #[test]
+fn a_peer_may_ask_only_for_the_documented_close_codes() {
+    let now = Instant::now();
+    let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
+    n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
+    drain(&mut n);
+    let ask = |n: &mut Node, code: u16| {
+        let op = RemoteOp::Disconnect {
+            client: "c".into(),
+            code,
+        };
+        n.handle_input(
+            now,
+            Input::Peer {
+                from: "b".into(),
+                message: PeerMessage::Request { id: Some(5), op },
+            },
+        );
+        drain(n)
+    };
+    for code in [0, 1000, 1002, 1005, 4001, 4008] {
+        let out = ask(&mut n, code);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::ToPeer {
+                    message: PeerMessage::Reply {
+                        id: 5,
+                        reply: Reply::Disconnected(false)
+                    },
+                    ..
+                }]
+            ),
+            "{code}: {out:?}"
+        );
+    }
+    assert_eq!(n.pending_requests(), 0);
+    for code in [4000, 4003] {
+        let out = ask(&mut n, code);
+        assert!(
+            matches!(
+                &out[..],
+                [Output::ToShard {
+                    input: ShardInput::Disconnect { code: c, .. },
+                    ..
+                }] if *c == code
+            ),
+            "{code}: {out:?}"
+        );
+    }
+}
+
+#[test]
 fn displaced_client_is_closed_on_its_old_node_with_4000() {
     let now = Instant::now();
     let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
