@@ -93,6 +93,10 @@
 //! # Ok::<(), hub_core::ConfigError>(())
 //! ```
 //!
+//! The same loop over real sockets, with `hub_wire::server::ServerConn` between each socket
+//! and the hub, is `runtimes/poll/examples/custom_loop.rs`: a whole node (the client protocol,
+//! heartbeats, close codes) on mio, using only this crate and hub-wire; copy it to start.
+//!
 //! What each output obliges the runtime to do:
 //! - `Transmit { conn, frames, close }`: write the frames in order (one vectored write if it
 //!   can), then feed `Sent { conn }`; with `close`, shut the socket after writing instead.

@@ -18,6 +18,9 @@
 //! }
 //! ```
 //!
+//! [`ServerConn::read_from`] and [`ServerConn::write_to`] are that read and those writes for
+//! a non-blocking socket (any `Read` / `Write`).
+//!
 //! Drain [`ServerConn::poll_event`] after every call that takes input (`recv`, `recv_eof`,
 //! `handle_timeout`, `written`, `accept`, `read_body`, `respond`, `close`): events queue up
 //! until taken. [`ServerConn::poll_timeout`] is O(1); after `handle_timeout(now)` it is
@@ -150,6 +153,7 @@ mod event;
 pub mod fuzzing;
 mod outbox;
 mod sink;
+mod socket;
 pub mod tls;
 
 use std::collections::VecDeque;
