@@ -80,6 +80,7 @@ fn help_explains_every_flag_and_default() {
         "--max-message-size",
         "--send-queue-bytes",
         "--max-connections-per-ip",
+        "--max-http-connections",
         "--shutdown-timeout",
         "--cluster-secret",
         "--cluster-secret-file",

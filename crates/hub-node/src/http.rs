@@ -3,35 +3,38 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::admission::{HttpSlot, IpSlot};
 use crate::conn::Connection;
 use crate::hub::Hub;
-use crate::runtime::{timeout, write_all, Conn, Runtime};
+use crate::runtime::{linger_close, timeout, write_all, Conn, Runtime};
+use crate::sockets::LINGER;
 use bytes::BytesMut;
 use hub_edge::api::MAX_API_BODY;
 use hub_edge::stats::{health, metrics_text, stats_json};
 use hub_serve::Decision;
 use hub_wire::http::{parse_request, upgrade_response, Parsed, RequestHead, Response};
+use hub_wire::server::{body_framing, error_response};
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
-/// How long an idle keep-alive connection is kept.
+/// How long an idle keep-alive connection is kept (the deadline for its whole next request).
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// Serves one accepted connection: HTTP requests until it closes, or a WebSocket.
 ///
 /// The HTTP phase runs boxed and ends when the connection becomes a WebSocket: what it held
-/// (read buffer, request head, timers) is freed. A TCP socket then goes to its shard task
-/// (see [`Conn::into_tcp`]) and this task ends; any other stream stays in this task, which
-/// keeps only the connection's state.
+/// (read buffer, request head, timers, its place among the HTTP connections) is freed. A TCP
+/// socket then goes to its shard task (see [`Conn::into_tcp`]) and this task ends; any other
+/// stream stays in this task, which keeps only the connection's state.
 pub fn serve<R: Runtime, C: Conn>(
     rt: R,
     hub: Hub,
     stream: C,
     peer: SocketAddr,
 ) -> impl Future<Output = ()> + Send {
-    let requests = Box::pin(serve_requests(rt.clone(), hub, stream, peer));
+    let requests = Box::pin(admit(rt.clone(), hub, stream, peer));
     async move {
         // Not `if let`, which would keep the `Option` in the future while the connection runs.
         let Some(connection) = requests.await else {
@@ -41,6 +44,31 @@ pub fn serve<R: Runtime, C: Conn>(
     }
 }
 
+/// Takes the connection's places (among the HTTP connections, and in its address's limit)
+/// or refuses it, then serves its requests.
+async fn admit<R: Runtime, C: Conn>(
+    rt: R,
+    hub: Hub,
+    stream: C,
+    peer: SocketAddr,
+) -> Option<Connection<C>> {
+    let Some(http) = HttpSlot::acquire(&hub) else {
+        tracing::warn!(%peer, "connection refused: too many HTTP connections");
+        let refusal = error_response(503, "too many HTTP connections, try again later");
+        finish(&rt, &hub, &stream, &refusal.to_bytes(false)).await;
+        return None;
+    };
+    let Some(ip) = IpSlot::acquire(&hub, peer.ip()) else {
+        tracing::warn!(ip = %peer.ip(), "connection refused: too many connections from this address");
+        let refusal = error_response(429, "too many connections from this address");
+        finish(&rt, &hub, &stream, &refusal.to_bytes(false)).await;
+        return None;
+    };
+    let connection = serve_requests(rt, hub, stream, peer, ip).await;
+    drop(http);
+    connection
+}
+
 /// Serves HTTP requests until the connection closes or is upgraded to a WebSocket and handed
 /// to its shard (`None`), or opened on a shard to run in this task (`Some`).
 async fn serve_requests<R: Runtime, C: Conn>(
@@ -48,6 +76,7 @@ async fn serve_requests<R: Runtime, C: Conn>(
     hub: Hub,
     stream: C,
     peer: SocketAddr,
+    ip: IpSlot,
 ) -> Option<Connection<C>> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut first = true;
@@ -58,27 +87,40 @@ async fn serve_requests<R: Runtime, C: Conn>(
             KEEP_ALIVE
         };
         first = false;
+        // One deadline for the whole request: its head and its body.
+        let deadline = Instant::now() + wait;
         let head = match timeout(&rt, wait, read_head(&stream, &mut buf)).await {
             Ok(Ok(Some(head))) => head,
-            Ok(Ok(None)) | Err(_) => return None,
+            Ok(Ok(None)) => return None,
+            Err(()) if buf.is_empty() => return None,
+            Err(()) => {
+                let late = error_response(408, "the request was not complete in time");
+                finish(&rt, &hub, &stream, &late.to_bytes(false)).await;
+                return None;
+            }
             Ok(Err(response)) => {
-                let _ = write_all(&stream, &response.to_bytes(false)).await;
+                finish(&rt, &hub, &stream, &response.to_bytes(false)).await;
                 return None;
             }
         };
-        let keep_alive = head.keep_alive();
+        let body_len = match body_framing(&head) {
+            Ok(len) => len,
+            Err(refusal) => {
+                finish(&rt, &hub, &stream, &refusal.to_bytes(false)).await;
+                return None;
+            }
+        };
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let decision = hub.inner.gate.decide(&head, now_unix);
-        let decision_kind = if matches!(decision, Decision::Api) {
-            Kind::Api
-        } else {
-            Kind::Other
-        };
+        let api = matches!(decision, Decision::Api);
         let response = match decision {
+            Decision::Upgrade { .. } if body_len > 0 => {
+                error_response(400, "a WebSocket upgrade request has no body")
+            }
             Decision::Upgrade { params, shard, key } => {
-                return upgrade(hub, stream, peer, buf, params, shard, key).await;
+                return upgrade(&rt, hub, stream, peer, buf, params, shard, key, ip).await;
             }
             Decision::Health => {
                 let (status, body) = health(&hub.snapshot().await);
@@ -96,29 +138,24 @@ async fn serve_requests<R: Runtime, C: Conn>(
                 Response::new(200, SCRIPT_CONTENT_TYPE, SCRIPT)
                     .with_header("Cache-Control", SCRIPT_CACHE_CONTROL)
             }
-            Decision::Api => match read_body(&rt, &stream, &mut buf, &head).await {
+            Decision::Api => match read_body(&rt, &stream, &mut buf, body_len, deadline).await {
                 Ok(body) => match hub.inner.gate.api_request(&head, &body) {
                     Ok(request) => match hub.command(hub_serve::api::command(&request)).await {
                         Ok(reply) => hub_serve::api::response(&reply),
-                        Err(e) => Response::json(503, format!(r#"{{"error":"{e}"}}"#)),
+                        Err(e) => error_response(503, &e.to_string()),
                     },
                     Err(response) => response,
                 },
                 Err(response) => {
-                    let _ = write_all(&stream, &response.to_bytes(false)).await;
+                    finish(&rt, &hub, &stream, &response.to_bytes(false)).await;
                     return None;
                 }
             },
             Decision::Respond(response) => response,
         };
-        // A body this request carried and nobody read must not be taken for the next request.
-        let unread = if matches!(decision_kind, Kind::Api) {
-            0
-        } else {
-            head.content_length().unwrap_or(usize::MAX)
-        };
-        let keep_alive =
-            keep_alive && response.status < 500 && discard(&rt, &stream, &mut buf, unread).await;
+        // A body is read for API routes only: after any other request that carries one, the
+        // connection closes (the body is never taken for the next request).
+        let keep_alive = head.keep_alive() && response.status < 500 && (api || body_len == 0);
         let mut bytes = response.to_bytes(keep_alive);
         if head.method == "HEAD" {
             // The head of the GET answer (with its Content-Length), without the body.
@@ -126,9 +163,32 @@ async fn serve_requests<R: Runtime, C: Conn>(
                 bytes.truncate(end + 4);
             }
         }
-        if write_all(&stream, &bytes).await.is_err() || !keep_alive {
+        if !keep_alive {
+            finish(&rt, &hub, &stream, &bytes).await;
             return None;
         }
+        if !send(&rt, &hub, &stream, &bytes).await {
+            return None;
+        }
+    }
+}
+
+/// Writes `bytes` within the write deadline (the handshake timeout): a client that does not
+/// read cannot hold the task. False when the write failed or did not finish in time.
+async fn send<R: Runtime, C: Conn>(rt: &R, hub: &Hub, stream: &C, bytes: &[u8]) -> bool {
+    let limit = hub.inner.settings.handshake_timeout;
+    matches!(
+        timeout(rt, limit, write_all(stream, bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Writes a last answer within the write deadline, then closes gracefully: the write side is
+/// shut and what the client still sends (a body nobody reads) is discarded for at most
+/// [`LINGER`], so that the client reads the answer instead of a reset.
+async fn finish<R: Runtime, C: Conn>(rt: &R, hub: &Hub, stream: &C, bytes: &[u8]) {
+    if send(rt, hub, stream, bytes).await {
+        linger_close(rt, stream, LINGER).await;
     }
 }
 
@@ -145,10 +205,7 @@ async fn read_head<C: Conn>(
                     return Ok(Some(head));
                 }
                 Ok(Parsed::Partial) => {}
-                Err(e) => {
-                    let body = format!(r#"{{"error":"{e}"}}"#);
-                    return Err(Response::json(e.status(), body));
-                }
+                Err(e) => return Err(error_response(e.status(), &e.to_string())),
             }
         }
         match stream.read_with(|bytes| buf.extend_from_slice(bytes)).await {
@@ -158,65 +215,45 @@ async fn read_head<C: Conn>(
     }
 }
 
-/// Reads until `buf` holds `len` bytes; false on end of stream or after the keep-alive wait.
-async fn fill<R: Runtime, C: Conn>(rt: &R, stream: &C, buf: &mut BytesMut, len: usize) -> bool {
+/// Reads until `buf` holds `len` bytes; false on end of stream.
+async fn fill<C: Conn>(stream: &C, buf: &mut BytesMut, len: usize) -> bool {
     while buf.len() < len {
-        match timeout(
-            rt,
-            KEEP_ALIVE,
-            stream.read_with(|bytes| buf.extend_from_slice(bytes)),
-        )
-        .await
-        {
-            Ok(Ok(n)) if n > 0 => {}
+        match stream.read_with(|bytes| buf.extend_from_slice(bytes)).await {
+            Ok(n) if n > 0 => {}
             _ => return false,
         }
     }
     true
 }
 
-/// Whether a request's body was read by its handler.
-enum Kind {
-    Api,
-    Other,
-}
-
-/// Skips `len` unread body bytes; false when the connection cannot be reused.
-async fn discard<R: Runtime, C: Conn>(rt: &R, stream: &C, buf: &mut BytesMut, len: usize) -> bool {
-    if len > MAX_API_BODY || !fill(rt, stream, buf, len).await {
-        return false;
-    }
-    let _ = buf.split_to(len);
-    true
-}
-
-/// Reads the request body announced by Content-Length.
+/// Reads a request body of `len` bytes (its Content-Length) by the request's `deadline`.
 async fn read_body<R: Runtime, C: Conn>(
     rt: &R,
     stream: &C,
     buf: &mut BytesMut,
-    head: &RequestHead,
+    len: usize,
+    deadline: Instant,
 ) -> Result<Vec<u8>, Response> {
-    let len = head
-        .content_length()
-        .map_err(|e| Response::json(400, format!(r#"{{"error":"{e}"}}"#)))?;
     if len > MAX_API_BODY {
-        return Err(Response::json(
-            413,
-            format!(r#"{{"error":"body over {MAX_API_BODY} bytes"}}"#),
-        ));
+        let message = format!("request bodies are limited to {MAX_API_BODY} bytes");
+        return Err(error_response(413, &message));
     }
-    if !fill(rt, stream, buf, len).await {
-        return Err(Response::json(
-            400,
-            r#"{"error":"body shorter than Content-Length"}"#,
-        ));
+    let left = deadline.saturating_duration_since(Instant::now());
+    match timeout(rt, left, fill(stream, buf, len)).await {
+        Ok(true) => Ok(buf.split_to(len).to_vec()),
+        Ok(false) => Err(error_response(400, "body shorter than Content-Length")),
+        Err(()) => Err(error_response(408, "the request was not complete in time")),
     }
-    Ok(buf.split_to(len).to_vec())
 }
 
-/// Admits an upgrade request, answers it and opens the connection on a shard.
-async fn upgrade<C: Conn>(
+/// Admits an upgrade request, answers it and opens the connection on a shard; the address's
+/// place in the limiter goes to the WebSocket.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "what the HTTP phase hands to the WebSocket"
+)]
+async fn upgrade<R: Runtime, C: Conn>(
+    rt: &R,
     hub: Hub,
     stream: C,
     peer: SocketAddr,
@@ -224,60 +261,43 @@ async fn upgrade<C: Conn>(
     params: hub_core::OpenParams,
     shard: Option<hub_core::ShardId>,
     key: String,
+    slot: IpSlot,
 ) -> Option<Connection<C>> {
-    let refuse = |status: u16, message: &str| {
-        Response::json(status, format!(r#"{{"error":"{message}"}}"#)).to_bytes(false)
-    };
     if hub
         .inner
         .shutting_down
         .load(std::sync::atomic::Ordering::Acquire)
     {
-        let _ = write_all(&stream, &refuse(503, "the node is shutting down")).await;
+        let refusal = error_response(503, "the node is shutting down");
+        finish(rt, &hub, &stream, &refusal.to_bytes(false)).await;
         return None;
     }
     let ip = peer.ip();
-    let admitted = hub
-        .inner
-        .limiter
-        .lock()
-        .map(|mut l| l.acquire(ip))
-        .unwrap_or(false);
-    if !admitted {
-        tracing::warn!(%ip, "connection refused: too many connections from this address");
-        let _ = write_all(
-            &stream,
-            &refuse(429, "too many connections from this address"),
-        )
-        .await;
-        return None;
-    }
     let mut params = params;
     params.peer = Some(peer);
-    if write_all(&stream, &upgrade_response(&key)).await.is_ok() {
-        match stream.into_tcp() {
-            // The shard task owns the socket from here, and gives the address's place back.
-            Ok(Ok(socket)) => {
-                if hub.adopt(socket, leftover.freeze(), params, shard, ip) {
-                    return None;
-                }
-            }
-            Ok(Err(stream)) => {
-                let opened =
-                    crate::conn::open(hub.clone(), stream, leftover.freeze(), params, shard);
-                match opened.await {
-                    Ok(mut connection) => {
-                        // Given back when the connection ends.
-                        connection.limited = Some(ip);
-                        return Some(connection);
-                    }
-                    Err(e) => tracing::warn!(%peer, error = %e, "connection not opened"),
-                }
-            }
-            Err(e) => tracing::warn!(%peer, error = %e, "connection lost at the upgrade"),
-        }
+    if !send(rt, &hub, &stream, &upgrade_response(&key)).await {
+        return None;
     }
-    release(&hub, ip);
+    match stream.into_tcp() {
+        // The shard task owns the socket from here, and gives the address's place back.
+        Ok(Ok(socket)) => {
+            if hub.adopt(socket, leftover.freeze(), params, shard, ip) {
+                slot.hand_over();
+            }
+        }
+        Ok(Err(stream)) => {
+            let opened = crate::conn::open(hub.clone(), stream, leftover.freeze(), params, shard);
+            match opened.await {
+                Ok(mut connection) => {
+                    // Given back when the connection ends.
+                    connection.limited = slot.hand_over();
+                    return Some(connection);
+                }
+                Err(e) => tracing::warn!(%peer, error = %e, "connection not opened"),
+            }
+        }
+        Err(e) => tracing::warn!(%peer, error = %e, "connection lost at the upgrade"),
+    }
     None
 }
 

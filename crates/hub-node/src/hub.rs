@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) limiter: Mutex<IpLimiter>,
     pub(crate) next_shard: AtomicUsize,
     pub(crate) live: AtomicUsize,
+    /// Connections in their HTTP phase (not WebSockets), capped by `max_http_connections`.
+    pub(crate) http_open: AtomicUsize,
     pub(crate) all_closed: Notify,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) started: Instant,

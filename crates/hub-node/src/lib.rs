@@ -25,6 +25,7 @@
 //!   the shard transmits through a one-slot mailbox, since the core never has two batches
 //!   outstanding.
 
+mod admission;
 mod conn;
 mod http;
 mod hub;

@@ -45,8 +45,8 @@ use crate::inputs::{message_input, protocol_close};
 use crate::runtime::{write_until_blocked, Readiness};
 
 /// How long a closed connection keeps reading (and discarding) so the client gets the close
-/// frame instead of a reset.
-pub(crate) const LINGER: Duration = Duration::from_secs(2);
+/// frame instead of a reset (the same time as every server connection's).
+pub(crate) use hub_wire::server::LINGER;
 /// Reads of one socket per turn before the others get theirs.
 const READS_PER_TURN: usize = 8;
 /// The shard's read buffer, shared by all its sockets.

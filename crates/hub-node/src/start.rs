@@ -65,6 +65,7 @@ pub async fn start<R: Runtime>(
             handler,
             next_shard: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
+            http_open: AtomicUsize::new(0),
             all_closed: Notify::new(),
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),

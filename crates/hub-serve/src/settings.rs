@@ -165,8 +165,12 @@ pub struct Settings {
     pub max_connections_per_ip: Option<u32>,
     /// How long a shutdown waits for queues to drain. Default 10 s.
     pub shutdown_timeout: Duration,
-    /// Time allowed for a new connection to send its request head. Default 10 s.
+    /// Time allowed for a new connection to send its whole request (head and body), and
+    /// for each answer to be written. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Connections allowed at once that are not (yet) WebSockets: HTTP requests and
+    /// handshakes in progress. Default 1024.
+    pub max_http_connections: usize,
     /// The cluster secret: node-to-node calls carry proof of it. Needed by a clustered node
     /// whose gRPC listener is beyond loopback.
     pub cluster_secret: Option<String>,
@@ -199,6 +203,7 @@ impl Default for Settings {
             max_connections_per_ip: None,
             shutdown_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            max_http_connections: 1024,
             cluster_secret: None,
         }
     }
@@ -231,6 +236,7 @@ impl fmt::Debug for Settings {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_http_connections", &self.max_http_connections)
             .field("cluster_secret", &secret(&self.cluster_secret))
             .finish()
     }
@@ -337,6 +343,9 @@ impl Settings {
         }
         if self.lease_ttl < Duration::from_secs(1) {
             return Err("--lease-ttl: must be at least 1s".into());
+        }
+        if self.max_http_connections == 0 {
+            return Err("--max-http-connections: must be at least 1".into());
         }
         if self.max_connections_per_ip == Some(0) {
             return Err("--max-connections-per-ip: must be at least 1".into());

@@ -257,7 +257,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HUBBUB_SEND_QUEUE_BYTES", default_value = "1MiB", value_name = "SIZE", value_parser = size)]
     pub(crate) send_queue_bytes: usize,
 
-    /// WebSocket connections allowed per client IP address [default: unlimited].
+    /// Connections allowed per client IP address, WebSockets and HTTP alike [default:
+    /// unlimited].
     #[arg(long, env = "HUBBUB_MAX_CONNECTIONS_PER_IP", value_name = "N", value_parser = positive)]
     pub(crate) max_connections_per_ip: Option<u32>,
 
@@ -265,9 +266,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HUBBUB_SHUTDOWN_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = duration)]
     pub(crate) shutdown_timeout: Duration,
 
-    /// Time a new connection has to send its HTTP request head.
+    /// Time a connection has to send its whole HTTP request (head and body), and each answer
+    /// has to be written.
     #[arg(long, env = "HUBBUB_HANDSHAKE_TIMEOUT", default_value = "10s", value_name = "DURATION", value_parser = duration)]
     pub(crate) handshake_timeout: Duration,
+
+    /// Connections served at once that are not WebSockets (HTTP requests, handshakes in
+    /// progress); more are answered 503 and closed.
+    #[arg(long, env = "HUBBUB_MAX_HTTP_CONNECTIONS", default_value = "1024", value_name = "N", value_parser = positive)]
+    pub(crate) max_http_connections: u32,
 
     /// Cluster secret (32 bytes or more, the same on every node): node-to-node calls carry
     /// proof of it and calls without are refused. Needed when --grpc-listen is beyond loopback.
@@ -343,6 +350,7 @@ impl ServeArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             shutdown_timeout: self.shutdown_timeout,
             handshake_timeout: self.handshake_timeout,
+            max_http_connections: self.max_http_connections as usize,
             cluster_secret,
         })
     }

@@ -30,17 +30,25 @@ pub fn error_response(status: u16, message: &str) -> Response {
     Response::json(status, body)
 }
 
-/// Decides what a complete request head leads to (see the module docs).
-pub(crate) fn admit(head: &RequestHead) -> Admitted {
+/// The length of a request's body from its framing (0 when it declares none), or the answer
+/// that refuses it: 411 for `Transfer-Encoding` (never ignored: a proxy that honours it
+/// would see another request), 400 for a bad or conflicting `Content-Length`.
+pub fn body_framing(head: &RequestHead) -> Result<usize, Response> {
     if head.header("transfer-encoding").is_some() {
-        return Admitted::Refuse(error_response(
+        return Err(error_response(
             411,
             "request bodies need a Content-Length (Transfer-Encoding is not accepted)",
         ));
     }
-    let body_len = match head.content_length() {
+    head.content_length()
+        .map_err(|e| error_response(400, &e.to_string()))
+}
+
+/// Decides what a complete request head leads to (see the module docs).
+pub(crate) fn admit(head: &RequestHead) -> Admitted {
+    let body_len = match body_framing(head) {
         Ok(len) => len,
-        Err(e) => return Admitted::Refuse(error_response(400, &e.to_string())),
+        Err(refusal) => return Admitted::Refuse(refusal),
     };
     if !head.has_token("upgrade", "websocket") {
         return Admitted::Request { body_len };

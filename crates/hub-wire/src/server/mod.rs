@@ -163,7 +163,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-pub use admit::error_response;
+pub use admit::{body_framing, error_response};
 pub use config::{ConnConfig, LINGER, MAX_BODY, MAX_HEAD, MAX_IOV, READS_PER_TURN, READ_BUFFER};
 pub use event::{ConnEvent, StateError};
 
