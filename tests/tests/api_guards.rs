@@ -23,11 +23,20 @@ async fn a_browser_page_cannot_post_to_the_api() {
             403,
         ),
         (
-            vec![("Content-Type", "application/x-www-form-urlencoded")],
+            vec![
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", "https://app.example.com"),
+            ],
             415,
         ),
-        (vec![("Content-Type", "text/plain")], 415),
-        (vec![], 415),
+        (
+            vec![
+                ("Content-Type", "text/plain"),
+                ("Origin", "https://app.example.com"),
+            ],
+            415,
+        ),
+        (vec![("Origin", "https://app.example.com")], 415),
         (
             vec![
                 ("Content-Type", "application/json"),
@@ -44,7 +53,10 @@ async fn a_browser_page_cannot_post_to_the_api() {
         assert_eq!(r.status, status, "{headers:?}: {}", r.body);
         assert!(r.json()["error"].is_string(), "a JSON error: {}", r.body);
     }
+    // Programs send no Origin: their content type is not checked (curl -d sends a form type).
     for headers in [
+        vec![("Content-Type", "application/x-www-form-urlencoded")],
+        vec![],
         vec![("Content-Type", "application/json")],
         vec![("Content-Type", "Application/JSON; charset=utf-8")],
         vec![

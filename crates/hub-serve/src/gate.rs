@@ -138,9 +138,14 @@ impl Gate {
                         .with_header("WWW-Authenticate", "Bearer"),
                 );
             }
-            // A cross-site form or no-cors fetch cannot send application/json without a
-            // preflight, so requiring it stops them even when Origin is absent.
-            if head.method == "POST" && !is_json(head.header("content-type")) {
+            // Browsers send an Origin with every POST. A page of an allowed origin (its own,
+            // say) still cannot post a form or a no-cors fetch: those cannot carry
+            // application/json without a preflight. Requests without an Origin come from
+            // programs (curl -d, SDKs), whose content type is not checked, as before.
+            if head.method == "POST"
+                && head.header("origin").is_some()
+                && !is_json(head.header("content-type"))
+            {
                 return Decision::Respond(error(
                     415,
                     "POST bodies must be sent with Content-Type: application/json",
