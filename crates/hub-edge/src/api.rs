@@ -57,6 +57,19 @@ pub enum ApiRequest {
     },
 }
 
+impl ApiRequest {
+    /// The payload a delivery carries (none for `online` and `disconnect`).
+    pub fn data(&self) -> Option<&str> {
+        match self {
+            Self::Emit { data, .. }
+            | Self::EmitUser { data, .. }
+            | Self::Publish { data, .. }
+            | Self::Broadcast { data } => Some(data),
+            Self::Online { .. } | Self::Disconnect { .. } => None,
+        }
+    }
+}
+
 /// A refused API call: the HTTP status and a message for `{"error":M}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]

@@ -56,6 +56,8 @@ fn undecodable(status: &Status) -> bool {
 pub(crate) struct ProducerService {
     pub(crate) api: Arc<dyn NodeApi>,
     pub(crate) api_key: Option<String>,
+    /// Largest `data` accepted, in bytes.
+    pub(crate) max_data: usize,
 }
 
 impl ProducerService {
@@ -72,6 +74,13 @@ impl ProducerService {
         room: Option<&str>,
         payload: &str,
     ) -> Result<Response<pb::Delivered>, Status> {
+        if payload.len() > self.max_data {
+            return Err(Status::resource_exhausted(format!(
+                "data is {} bytes; this node accepts at most {} (--max-message-size)",
+                payload.len(),
+                self.max_data
+            )));
+        }
         let frame = protocol::message(room, None, data(payload)?);
         match self.run(Command::Deliver { target, frame }).await? {
             Reply::Delivered(delivered) => Ok(Response::new(pb::Delivered { delivered })),

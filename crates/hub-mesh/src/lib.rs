@@ -92,6 +92,8 @@ pub struct ClusterConfig {
     pub op_timeout: Duration,
     /// API key of the producer service.
     pub api_key: Option<String>,
+    /// Largest producer `data` the producer service accepts (RESOURCE_EXHAUSTED beyond).
+    pub max_producer_data: usize,
     /// Largest envelope a peer link carries and this node's Peer service decodes (see
     /// [`peer_message_limit`]).
     pub peer_limit: usize,
@@ -135,11 +137,16 @@ impl ClusterConfig {
             lease_ttl: settings.lease_ttl,
             op_timeout: Duration::from_secs(2).min(settings.lease_ttl / 2),
             api_key: settings.api_key.clone(),
+            max_producer_data: settings.max_producer_data(),
             peer_limit: peer_message_limit(settings.send_queue_bytes, settings.max_message_size),
             cluster_secret: settings.cluster_secret.clone(),
         })
     }
 }
+
+/// Smallest decoding limit of the producer service: producer calls up to 16 MiB get a
+/// clear RESOURCE_EXHAUSTED when their data is over the node's cap.
+const PRODUCER_DECODE_LIMIT: usize = 16 << 20;
 
 /// Why the cluster plumbing could not start.
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +229,13 @@ impl Cluster {
         let producer = pb::producer_server::ProducerServer::new(grpc::ProducerService {
             api: api.clone(),
             api_key: config.api_key.clone(),
-        });
+            max_data: config.max_producer_data,
+        })
+        // Calls up to this size are decoded and answered RESOURCE_EXHAUSTED when their data is
+        // over the cap; larger ones are refused by the decoder itself (OUT_OF_RANGE).
+        .max_decoding_message_size(
+            PRODUCER_DECODE_LIMIT.max(config.max_producer_data + (64 << 10)),
+        );
         // A standalone node has no peers: it serves no node-to-node service at all.
         let peer = with_registry.then(|| {
             pb::peer_server::PeerServer::new(grpc::PeerService {

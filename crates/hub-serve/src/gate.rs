@@ -43,6 +43,7 @@ pub struct Gate {
     api_key: Option<String>,
     shard_count: u16,
     max_name_len: usize,
+    max_data: usize,
 }
 
 impl std::fmt::Debug for Gate {
@@ -114,6 +115,7 @@ impl Gate {
             api_key: settings.api_key.clone(),
             shard_count: settings.shards,
             max_name_len: settings.core_config(hub_core::Seed::default()).max_name_len,
+            max_data: settings.max_producer_data(),
         })
     }
 
@@ -172,8 +174,21 @@ impl Gate {
     }
 
     /// Parses a producer API call whose body has been read.
+    /// `data` larger than [`Settings::max_producer_data`] is refused with 413.
     pub fn api_request(&self, head: &RequestHead, body: &[u8]) -> Result<ApiRequest, Response> {
-        parse_api(&head.method, &head.path, body).map_err(|e| Response::json(e.status, e.body()))
+        let request = parse_api(&head.method, &head.path, body)
+            .map_err(|e| Response::json(e.status, e.body()))?;
+        match request.data() {
+            Some(data) if data.len() > self.max_data => Err(error(
+                413,
+                &format!(
+                    "data is {} bytes; this node accepts at most {} (--max-message-size)",
+                    data.len(),
+                    self.max_data
+                ),
+            )),
+            _ => Ok(request),
+        }
     }
 
     fn upgrade(&self, head: &RequestHead, now_unix: u64) -> Decision {

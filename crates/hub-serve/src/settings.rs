@@ -242,7 +242,19 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// Room left in a send queue beside a producer payload: the frame header and the message
+/// envelope (`{"type":"message","room":R,"data":...}` with a room of up to 256 bytes).
+pub const PRODUCER_ENVELOPE_ROOM: usize = 1024;
+
 impl Settings {
+    /// Largest producer `data` (JSON text) accepted over HTTP and gRPC: `--max-message-size`,
+    /// and never more than a send queue can hold with its envelope, so a producer message
+    /// can never close its recipients as slow consumers by its size alone.
+    pub fn max_producer_data(&self) -> usize {
+        self.max_message_size
+            .min(self.send_queue_bytes.saturating_sub(PRODUCER_ENVELOPE_ROOM))
+    }
+
     /// The node's name: `--node-id`, or `node-PORT` from the listen address.
     pub fn node_name(&self) -> String {
         self.node_id
