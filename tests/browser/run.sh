@@ -9,27 +9,11 @@
 # playwright-core (npm ci, from the committed package-lock.json). Exit code = test result.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 
 export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
-if [ -z "${HUBBUB_BIN:-}" ]; then
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    HUBBUB_BIN="$target/debug/hubbub"
-fi
-export HUBBUB_BIN
-if [ ! -x "$HUBBUB_BIN" ]; then
-    echo "browser test: no hubbub binary at $HUBBUB_BIN" >&2
-    echo "build it first (cargo build -p hubbub), or point HUBBUB_BIN at one" >&2
-    exit 1
-fi
-
-for tool in node npm; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "browser test: $tool is missing (Node.js 20 or newer with npm is needed)" >&2
-        exit 1
-    fi
-done
+# shellcheck source=../node-env.sh
+source "$here/../node-env.sh"
+need_hubbub_and_node "browser test"
 
 if [ ! -x "$CHROMIUM_PATH" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

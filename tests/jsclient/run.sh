@@ -9,26 +9,10 @@
 # Exit code = test result.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 
-if [ -z "${HUBBUB_BIN:-}" ]; then
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    HUBBUB_BIN="$target/debug/hubbub"
-fi
-export HUBBUB_BIN
-if [ ! -x "$HUBBUB_BIN" ]; then
-    echo "client test: no hubbub binary at $HUBBUB_BIN" >&2
-    echo "build it first (cargo build -p hubbub), or point HUBBUB_BIN at one" >&2
-    exit 1
-fi
-
-for tool in node npm; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "client test: $tool is missing (Node.js 20 or newer with npm is needed)" >&2
-        exit 1
-    fi
-done
+# shellcheck source=../node-env.sh
+source "$here/../node-env.sh"
+need_hubbub_and_node "client test"
 
 cd "$here"
 if [ ! -d node_modules/ws ]; then
