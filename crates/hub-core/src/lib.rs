@@ -94,8 +94,9 @@
 //! ```
 //!
 //! The same loop over real sockets, with `hub_wire::server::ServerConn` between each socket
-//! and the hub, is `runtimes/poll/examples/custom_loop.rs`: a whole node (the client protocol,
-//! heartbeats, close codes) on mio, using only this crate and hub-wire; copy it to start.
+//! and the hub, is `hub_wire::host::Host`; `runtimes/poll/examples/custom_loop.rs` runs it
+//! as a whole node (the client protocol, heartbeats, close codes) on mio in 60 lines, using
+//! only this crate and hub-wire; copy it to start.
 //!
 //! What each output obliges the runtime to do:
 //! - `Transmit { conn, frames, close }`: write the frames in order (one vectored write if it

@@ -12,7 +12,9 @@
 //! [`server::ServerConn`] puts all of the below behind one sans-IO value per TCP socket:
 //! feed it bytes and `now`, take events (requests, upgrades, messages, closes) and the bytes
 //! to write, sleep until its deadline. New event loops should start there; its module docs
-//! show the loop. The pieces it is built from stay usable on their own:
+//! show the loop. [`host::Host`] keeps many of them around one `hub_core::Hub`, so that an
+//! event loop of your own only waits, accepts and says which socket is ready. The pieces
+//! below stay usable on their own:
 //!
 //! # How a runtime uses the pieces
 //!
@@ -39,6 +41,7 @@
 //!   single read buffer for all its connections.
 //! * An idle [`ws::FrameDecoder`] (nothing pending) owns no heap allocation.
 
+pub mod host;
 pub mod http;
 pub mod server;
 pub mod ws;

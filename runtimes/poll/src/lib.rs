@@ -10,9 +10,11 @@
 //!
 //! ## The loop
 //!
-//! Everything between a socket and the core is one [`ServerConn`] per connection (hub-wire's
-//! sans-IO server connection): the request head, the upgrade, frame decoding, the unwritten
-//! tail and the request, drain and linger deadlines. The loop moves bytes and maps events:
+//! Everything between a socket and the core is one `ServerConn` per connection (hub-wire's
+//! sans-IO server connection: the request head, the upgrade, frame decoding, the unwritten
+//! tail and the request, drain and linger deadlines), kept with its socket in a
+//! [`hub_wire::host::Host`] around the [`Hub`]. The host does what follows; this crate adds
+//! the poller, the gate (tokens, origins), the per-address limit and the graceful stop:
 //!
 //! ```text
 //! loop {
@@ -48,47 +50,26 @@
 //! `Shutdown` to the hub (every client gets close code 1001 after its queued frames), and
 //! return once every socket is closed or `Settings::shutdown_timeout` has passed.
 
-use std::collections::{BTreeSet, HashMap};
-use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use hub_core::shard::{Input, OpenError};
-use hub_core::{ConnId, Hub, HubInput, HubOutput};
+use hub_core::Hub;
 use hub_serve::{Decision, Gate, IpLimiter, Settings};
+use hub_wire::host::{Host, Routes};
 use hub_wire::http::{RequestHead, Response};
-use hub_wire::server::{
-    error_response, ConnConfig, ConnEvent, ServerConn, MAX_IOV, READS_PER_TURN, READ_BUFFER,
-};
+use hub_wire::server::{error_response, ConnConfig};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use slab::Slab;
 
-/// The listening socket's token (connections use their slab keys).
+/// The listening socket's token (connections use their host tokens).
 const LISTENER: Token = Token(usize::MAX);
 /// The token of the [`Waker`] that [`Stopper::stop`] fires.
 const WAKER: Token = Token(usize::MAX - 1);
 /// How often [`serve`] looks at its stop flag when nothing else wakes it.
 const STOP_CHECK: Duration = Duration::from_millis(50);
-
-/// One accepted TCP connection.
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    /// Everything between the socket and the hub.
-    wire: ServerConn,
-    /// The hub's id for this WebSocket, until the hub is done with it (its close frame).
-    id: Option<ConnId>,
-    /// Whether the upgrade was accepted (the connection is or was a WebSocket).
-    upgraded: bool,
-    /// The deadline of `wire` as kept in [`Server::deadlines`].
-    deadline: Option<Instant>,
-    /// Whether it holds a place in the per-IP limiter.
-    counted: bool,
-}
 
 /// Stops a running [`Server`] from any thread.
 #[derive(Clone, Debug)]
@@ -119,7 +100,48 @@ pub fn serve(
     server.run()
 }
 
-/// A node's whole state: the core's hub, the sockets and the timers.
+/// The gate's decisions and the per-address limit, as the host's routes.
+struct GateRoutes {
+    gate: Gate,
+    limiter: IpLimiter,
+}
+
+impl Routes for GateRoutes {
+    fn request(&mut self, head: &RequestHead, _peer: Option<SocketAddr>) -> Response {
+        match self.gate.decide(head, unix_now()) {
+            Decision::Health => Response::json(200, r#"{"status":"ok"}"#),
+            Decision::Respond(response) => response,
+            _ => error_response(404, "not served by the poll runtime"),
+        }
+    }
+
+    fn upgrade(
+        &mut self,
+        head: &RequestHead,
+        peer: Option<SocketAddr>,
+    ) -> Result<hub_core::OpenParams, Response> {
+        let params = match self.gate.decide(head, unix_now()) {
+            Decision::Upgrade { params, .. } => params,
+            Decision::Respond(response) => return Err(response),
+            _ => return Err(error_response(404, "no WebSocket endpoint here")),
+        };
+        match peer {
+            Some(peer) if !self.limiter.acquire(peer.ip()) => Err(error_response(
+                429,
+                "too many connections from this address",
+            )),
+            _ => Ok(params),
+        }
+    }
+
+    fn released(&mut self, peer: Option<SocketAddr>) {
+        if let Some(peer) = peer {
+            self.limiter.release(peer.ip());
+        }
+    }
+}
+
+/// A node's whole state: the poller, the listener, and the host of the hub's sockets.
 pub struct Server {
     poll: Poll,
     waker: Arc<Waker>,
@@ -129,29 +151,17 @@ pub struct Server {
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
     settings: Settings,
-    gate: Gate,
-    limiter: IpLimiter,
-    hub: Hub,
-    conns: Slab<Conn>,
-    /// The connection token of each open WebSocket.
-    tokens: HashMap<ConnId, usize>,
-    /// The connections' deadlines, earliest first.
-    deadlines: BTreeSet<(Instant, usize)>,
-    /// Limits and timeouts of every connection.
-    wire_config: Arc<ConnConfig>,
-    /// Connections that used up their reads this turn and may have more.
-    again: Vec<usize>,
-    buf: Vec<u8>,
+    routes: GateRoutes,
+    host: Host<TcpStream>,
     /// Set once stopping: when the loop gives up waiting for sockets to close.
     stop_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let connections = self.conns.len();
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("connections", &connections)
+            .field("connections", &self.host.len())
             .finish_non_exhaustive()
     }
 }
@@ -197,16 +207,12 @@ impl Server {
             tick: None,
             listener: Some(listener),
             local_addr,
-            gate: Gate::new(&settings).map_err(invalid)?,
-            limiter: IpLimiter::new(settings.max_connections_per_ip),
+            routes: GateRoutes {
+                gate: Gate::new(&settings).map_err(invalid)?,
+                limiter: IpLimiter::new(settings.max_connections_per_ip),
+            },
             settings,
-            hub,
-            conns: Slab::new(),
-            tokens: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            wire_config,
-            again: Vec::new(),
-            buf: vec![0; READ_BUFFER],
+            host: Host::new(hub, wire_config),
             stop_deadline: None,
         })
     }
@@ -234,7 +240,7 @@ impl Server {
                 self.begin_stop(now);
             }
             if let Some(at) = self.stop_deadline {
-                if self.conns.is_empty() || now >= at {
+                if self.host.is_empty() || now >= at {
                     return Ok(());
                 }
             }
@@ -245,44 +251,23 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
-            self.fire_timers(now);
-            self.drain(now);
-            for token in std::mem::take(&mut self.again) {
-                self.on_readable(token, now);
-                self.drain(now);
-            }
+            self.host.handle_timeout(now, &mut self.routes);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
-                    Token(token) => {
-                        if event.is_writable() {
-                            self.service(token, now);
-                        }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(token, now);
-                        }
-                    }
+                    Token(token) => self.host.ready(now, token, &mut self.routes),
                 }
-                self.drain(now);
             }
         }
     }
 
-    /// How long to wait for events: until the next timer or deadline, at once if a
-    /// connection has reads left over.
+    /// How long to wait for events: until the host's next deadline or the stop deadline.
     fn timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.again.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let next = [
-            self.hub.poll_timeout(),
-            self.deadlines.first().map(|&(at, _)| at),
-            self.stop_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let next = [self.host.poll_timeout(), self.stop_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         let wait = next.map(|at| at.saturating_duration_since(now));
         match (wait, self.tick) {
             (Some(wait), Some(tick)) => Some(wait.min(tick)),
@@ -290,42 +275,14 @@ impl Server {
         }
     }
 
-    /// Fires the core's timers and the connection deadlines that are due.
-    fn fire_timers(&mut self, now: Instant) {
-        if self.hub.poll_timeout().is_some_and(|at| at <= now) {
-            self.hub.handle_timeout(now);
-        }
-        while let Some(&(at, token)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(conn) = self.conns.get_mut(token) else {
-                continue;
-            };
-            conn.deadline = None;
-            conn.wire.handle_timeout(now);
-            self.service(token, now);
-        }
-    }
-
-    /// Closes the listener and connections that are not WebSockets, and tells the hub.
+    /// Closes the listener, then lets the host close what is not a WebSocket and tell the
+    /// hub, which closes every WebSocket with 1001.
     fn begin_stop(&mut self, now: Instant) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let heads: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.upgraded)
-            .map(|(token, _)| token)
-            .collect();
-        for token in heads {
-            self.close(token, now);
-        }
-        self.hub.handle_input(now, HubInput::Shutdown);
+        self.host.shutdown(now, &mut self.routes);
         self.stop_deadline = Some(now + self.settings.shutdown_timeout);
-        self.drain(now);
     }
 
     /// Accepts every pending connection.
@@ -341,296 +298,21 @@ impl Server {
                 // when the next connection arrives.
                 Err(_) => return,
             };
-            let _ = stream.set_nodelay(true);
-            let entry = self.conns.vacant_entry();
-            let token = entry.key();
-            let mut conn = Conn {
-                stream,
-                peer,
-                wire: ServerConn::new(now, self.wire_config.clone()),
-                id: None,
-                upgraded: false,
-                deadline: None,
-                counted: false,
-            };
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if token >= WAKER.0
-                || self
-                    .poll
-                    .registry()
-                    .register(&mut conn.stream, Token(token), interest)
-                    .is_err()
-            {
+            if self.host.next_token() >= WAKER.0 {
                 continue;
             }
-            entry.insert(conn);
-            self.sync_deadline(token);
-        }
-    }
-
-    /// Keeps [`Server::deadlines`] in step with the connection's own deadline.
-    fn sync_deadline(&mut self, token: usize) {
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        let at = conn.wire.poll_timeout();
-        if conn.deadline == at {
-            return;
-        }
-        if let Some(old) = std::mem::replace(&mut conn.deadline, at) {
-            self.deadlines.remove(&(old, token));
-        }
-        if let Some(at) = at {
-            self.deadlines.insert((at, token));
-        }
-    }
-
-    /// Reads what a connection sent, a few buffers at most, and acts on it.
-    fn on_readable(&mut self, token: usize, now: Instant) {
-        for _ in 0..READS_PER_TURN {
-            let Some(conn) = self.conns.get_mut(token) else {
-                return;
-            };
-            let n = match conn.stream.read(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => 0,
-            };
-            match self.buf.get(..n) {
-                Some(bytes) if n > 0 => conn.wire.recv(now, bytes),
-                _ => conn.wire.recv_eof(now),
-            }
-            self.service(token, now);
-            self.drain(now);
-            if n == 0 {
-                return;
+            let _ = stream.set_nodelay(true);
+            let token = self.host.insert(now, stream, Some(peer));
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            let registered = self.host.socket_mut(token).map(|stream| {
+                self.poll
+                    .registry()
+                    .register(stream, Token(token), interest)
+            });
+            if !matches!(registered, Some(Ok(()))) {
+                self.host.remove(token, now, &mut self.routes);
             }
         }
-        self.again.push(token);
-    }
-
-    /// Acts on the connection's events and writes what it has to write, until neither
-    /// brings anything new.
-    fn service(&mut self, token: usize, now: Instant) {
-        loop {
-            loop {
-                let Some(conn) = self.conns.get_mut(token) else {
-                    return;
-                };
-                let Some(event) = conn.wire.poll_event() else {
-                    break;
-                };
-                self.on_event(token, event, now);
-            }
-            if !self.write(token, now) {
-                break;
-            }
-        }
-        self.sync_deadline(token);
-    }
-
-    /// Acts on one event of a connection.
-    fn on_event(&mut self, token: usize, event: ConnEvent, now: Instant) {
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        match event {
-            ConnEvent::Request(head) => {
-                let response = match self.gate.decide(&head, unix_now()) {
-                    Decision::Health => Response::json(200, r#"{"status":"ok"}"#),
-                    Decision::Respond(response) => response,
-                    _ => error_response(404, "not served by the poll runtime"),
-                };
-                let _ = conn.wire.respond(now, &response);
-            }
-            ConnEvent::Upgrade(head) => self.upgrade(token, &head, now),
-            ConnEvent::Body(_) => {
-                let _ = conn
-                    .wire
-                    .respond(now, &error_response(404, "no body expected"));
-            }
-            ConnEvent::ShutdownWrite => {
-                let _ = conn.stream.shutdown(Shutdown::Write);
-            }
-            ConnEvent::Closed => self.close(token, now),
-            event => {
-                if let Some(input) = conn.id.and_then(|id| ws_input(id, event)) {
-                    self.hub.handle_input(now, HubInput::Conn(input));
-                }
-            }
-        }
-    }
-
-    /// Admits an upgrade request: the gate's checks, the per-address limit, the hub.
-    fn upgrade(&mut self, token: usize, head: &RequestHead, now: Instant) {
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        let mut params = match self.gate.decide(head, unix_now()) {
-            Decision::Upgrade { params, .. } => params,
-            Decision::Respond(response) => {
-                let _ = conn.wire.respond(now, &response);
-                return;
-            }
-            _ => {
-                let refusal = error_response(404, "no WebSocket endpoint here");
-                let _ = conn.wire.respond(now, &refusal);
-                return;
-            }
-        };
-        if !self.limiter.acquire(conn.peer.ip()) {
-            let refusal = error_response(429, "too many connections from this address");
-            let _ = conn.wire.respond(now, &refusal);
-            return;
-        }
-        conn.counted = true;
-        params.peer = Some(conn.peer);
-        match self.hub.open(now, params) {
-            Ok(id) => {
-                // The 101 answer goes out before anything the hub transmits: that only comes
-                // when outputs are drained.
-                let _ = conn.wire.accept(now);
-                conn.id = Some(id);
-                conn.upgraded = true;
-                self.tokens.insert(id, token);
-            }
-            Err(e) => {
-                let status = if e == OpenError::ShuttingDown {
-                    503
-                } else {
-                    400
-                };
-                let _ = conn
-                    .wire
-                    .respond(now, &error_response(status, &e.to_string()));
-            }
-        }
-    }
-
-    /// Writes what the connection offers until the socket takes no more; whether anything
-    /// happened (bytes written, or the socket failed).
-    fn write(&mut self, token: usize, now: Instant) -> bool {
-        let Some(conn) = self.conns.get_mut(token) else {
-            return false;
-        };
-        let mut progressed = false;
-        loop {
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let count = conn.wire.poll_transmit(&mut iov);
-            let Some(slices) = iov.get(..count).filter(|s| !s.is_empty()) else {
-                return progressed;
-            };
-            match conn.stream.write_vectored(slices) {
-                Ok(n) if n > 0 => {
-                    progressed = true;
-                    if conn.wire.written(n) {
-                        if let Some(id) = conn.id {
-                            self.hub
-                                .handle_input(now, HubInput::Conn(Input::Sent { conn: id }));
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progressed,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(_) | Err(_) => {
-                    conn.wire.recv_eof(now);
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// Drops a connection's socket; the hub learns it is gone.
-    fn close(&mut self, token: usize, now: Instant) {
-        let Some(mut conn) = self.conns.try_remove(token) else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        if let Some(at) = conn.deadline {
-            self.deadlines.remove(&(at, token));
-        }
-        if conn.counted {
-            self.limiter.release(conn.peer.ip());
-        }
-        if let Some(id) = conn.id {
-            if self.tokens.get(&id) == Some(&token) {
-                self.tokens.remove(&id);
-            }
-            self.hub
-                .handle_input(now, HubInput::Conn(Input::Closed { conn: id }));
-        }
-    }
-
-    /// Carries out the hub's outputs until it has none.
-    fn drain(&mut self, now: Instant) {
-        while let Some(output) = self.hub.poll_output() {
-            match output {
-                HubOutput::Transmit {
-                    conn,
-                    frames,
-                    close,
-                } => self.transmit(conn, frames, close, now),
-                HubOutput::Abort { conn } => {
-                    if let Some(token) = self.tokens.remove(&conn) {
-                        self.close(token, now);
-                    }
-                }
-                // A standalone hub with no API callers emits no answers or cluster outputs.
-                HubOutput::Event(_)
-                | HubOutput::Delivered { .. }
-                | HubOutput::Online { .. }
-                | HubOutput::Disconnected { .. }
-                | HubOutput::Cluster(_) => {}
-            }
-        }
-    }
-
-    /// Queues a hub `Transmit` on its connection and starts writing it; with `close`, the
-    /// hub is done with the connection, which closes after these frames.
-    fn transmit(&mut self, id: ConnId, frames: Vec<Bytes>, close: bool, now: Instant) {
-        // No token: the socket is gone and the hub was told (`Closed`).
-        let Some(&token) = self.tokens.get(&id) else {
-            return;
-        };
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        let _ = conn.wire.send(frames);
-        if close {
-            self.tokens.remove(&id);
-            conn.id = None;
-            let _ = conn.wire.close(now);
-        } else if !conn.wire.wants_write() {
-            // Nothing to write: the batch is out already.
-            self.hub
-                .handle_input(now, HubInput::Conn(Input::Sent { conn: id }));
-        }
-        self.service(token, now);
-    }
-}
-
-/// The hub's input for a WebSocket event of connection `id` (`None` for other events).
-fn ws_input(id: ConnId, event: ConnEvent) -> Option<Input> {
-    match event {
-        ConnEvent::Message { data, binary } => Some(Input::Message {
-            conn: id,
-            data,
-            binary,
-        }),
-        ConnEvent::Ping(payload) => Some(Input::Ping { conn: id, payload }),
-        ConnEvent::Pong(_) => Some(Input::Activity { conn: id }),
-        ConnEvent::PeerClose { code } => Some(Input::Close {
-            conn: id,
-            code,
-            reason: String::new(),
-        }),
-        ConnEvent::ProtocolError(e) => Some(Input::Close {
-            conn: id,
-            code: e.code,
-            reason: e.reason.to_owned(),
-        }),
-        _ => None,
     }
 }
 
@@ -639,18 +321,4 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_idle_connection_entry_is_small() {
-        // Socket, peer address, the 40-byte ServerConn (no heap when idle), the hub's id, the
-        // deadline and two flags: 128 bytes. The hand-written head/decoder/backlog state it
-        // replaced took 160, and its backlog kept its heap buffer after a write.
-        let size = std::mem::size_of::<Conn>();
-        assert!(size <= 128, "a connection entry is {size} bytes");
-    }
 }

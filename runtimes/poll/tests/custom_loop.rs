@@ -139,6 +139,14 @@ fn the_example_serves_the_client_protocol() {
     assert_eq!(recv(&mut a), json!({"type": "ack", "ref": 3}));
     send(&mut a, json!({"type": "ping"}));
     assert_eq!(recv(&mut a), json!({"type": "pong"}));
+    a.send(Message::Ping(b"hb".to_vec().into())).expect("ping");
+    loop {
+        match a.read().expect("read") {
+            Message::Pong(payload) => break assert_eq!(&payload[..], b"hb"),
+            Message::Ping(_) => {}
+            other => panic!("expected the pong, got {other:?}"),
+        }
+    }
 
     b.send(Message::binary(vec![1, 2, 3])).expect("send");
     assert_eq!(close_code(&mut b), 1003);
