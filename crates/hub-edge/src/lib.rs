@@ -19,6 +19,8 @@
 //! - [`stats`]: gather a [`stats::NodeSnapshot`] from the shards and the router and render
 //!   `/stats`, `/metrics` and `/healthz`.
 //! - [`demo`]: the page served at `/`.
+//! - [`pusher_api`]: Pusher's HTTP API under `/apps/{id}`; [`pusher_api::verify`] checks a
+//!   request's signature against the app's key and secret.
 //! - [`script`]: the JavaScript client served at `/hubbub.js`, which the demo page uses.
 
 #![recursion_limit = "256"]
@@ -27,6 +29,7 @@
 pub mod api;
 pub mod auth;
 pub mod demo;
+pub mod pusher_api;
 pub mod script;
 pub mod stats;
 pub mod units;
