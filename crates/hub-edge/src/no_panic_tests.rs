@@ -3,6 +3,7 @@
 
 use crate::api::{parse_api, percent_decode};
 use crate::auth::{api_key_ok, bearer_token, JwtVerifier, OriginPolicy};
+use crate::pusher_api::{self, Query, SignedRequest};
 use crate::stats::redact_credentials;
 use crate::units::{parse_duration, parse_size};
 
@@ -39,5 +40,17 @@ fn parsers_never_panic() {
         let _ = verifier.verify(&format!("{s}.{s}.{s}"), 0);
         let _ = parse_api("GET", &format!("/api/online/{s}"), b"");
         let _ = parse_api("POST", "/api/emit", s.as_bytes());
+        let query = Query::parse(&s).unwrap_or_default();
+        let request = SignedRequest {
+            method: "POST",
+            path: &s,
+            query: &s,
+            body: s.as_bytes(),
+        };
+        let _ = pusher_api::verify(&request, "k", b"secret", 0);
+        let _ = pusher_api::split_app(&format!("/apps/{s}"));
+        let _ = pusher_api::parse("GET", &format!("channels/{s}/users"), &query, b"", 8);
+        let _ = pusher_api::parse("POST", "events", &query, s.as_bytes(), 8);
+        let _ = pusher_api::Info::parse(Some(&s));
     }
 }
