@@ -258,3 +258,87 @@ export async function answer(promise) {
     throw e;
   }
 }
+
+/**
+ * Publishes warm-up events (`warm-up`) on `channel` through `sdk` until
+ * every channel object in `subscribed` has received one: room interest reaches the other
+ * nodes of a cluster asynchronously, so the first publish after a subscription may miss
+ * them. What a test checks afterwards is then independent of that delay.
+ */
+export async function warmUp(sdk, channel, subscribed) {
+  const seen = new Set();
+  const handlers = subscribed.map((ch, i) => {
+    const h = () => seen.add(i);
+    ch.bind('warm-up', h);
+    return [ch, h];
+  });
+  try {
+    await eventually(`warm-up events on ${channel} reach ${subscribed.length} subscriber(s)`, async () => {
+      if (seen.size === subscribed.length) return true;
+      await sdk.trigger(channel, 'warm-up', {});
+      await sleep(100);
+      return seen.size === subscribed.length;
+    }, 15_000);
+  } finally {
+    for (const [ch, h] of handlers) ch.unbind('warm-up', h);
+  }
+}
+
+/** Records the events (name, data) `ch` receives, in order, as `ch.log`. */
+export function record(ch) {
+  ch.log = [];
+  ch.bind_global((event, data) => { if (!event.startsWith('pusher:') && event !== 'warm-up') ch.log.push([event, data]); });
+  return ch;
+}
+
+/**
+ * A small HTTP server answering pusher-js's channel authorization (`POST /auth`, signed with
+ * the SDK's `authorizeChannel`; presence members are `?user=ID`) and user authentication
+ * (`POST /user-auth?user=ID`, the SDK's `authenticateUser`). `{url, requests, close()}`.
+ */
+export async function authServer(sdk) {
+  const http = await import('node:http');
+  const requests = [];
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const url = new URL(req.url, 'http://x');
+      const form = new URLSearchParams(body);
+      const socketId = form.get('socket_id');
+      const user = url.searchParams.get('user');
+      requests.push({ path: url.pathname, socketId, channel: form.get('channel_name'), user });
+      let answer;
+      try {
+        if (url.pathname === '/auth') {
+          const channel = form.get('channel_name');
+          const presence = channel.startsWith('presence-')
+            ? { user_id: user, user_info: { name: `name of ${user}` } }
+            : undefined;
+          answer = sdk.authorizeChannel(socketId, channel, presence);
+        } else if (url.pathname === '/user-auth') {
+          answer = sdk.authenticateUser(socketId, { id: user, name: `name of ${user}` });
+        } else {
+          res.writeHead(404).end();
+          return;
+        }
+      } catch (e) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e.message));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    });
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${srv.address().port}`;
+  return { url, requests, close: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(() => r()); }) };
+}
+
+/** pusher-js options authorizing channels (and signing in as `user`) at `auth`. */
+export function authOptions(auth, user) {
+  const q = user ? `?user=${encodeURIComponent(user)}` : '';
+  return {
+    channelAuthorization: { endpoint: `${auth.url}/auth${q}`, transport: 'ajax' },
+    userAuthentication: { endpoint: `${auth.url}/user-auth${q}`, transport: 'ajax' },
+  };
+}
