@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod request;
 pub mod signature;
+pub mod webhook;
 
 pub use answer::ChannelInfo;
 pub use request::{is_pusher_path, parse, split_app, Info, PusherRequest, Trigger};
