@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod limiter;
 pub mod secret;
 pub mod settings;
+pub mod webhooks;
 
 pub use gate::{Decision, Gate};
 pub use limiter::IpLimiter;
