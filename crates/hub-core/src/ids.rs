@@ -100,6 +100,16 @@ macro_rules! name_type {
     };
 }
 
+/// The first character of the room names kept for protocols beside the JSON one (Pusher
+/// channels): JSON clients and the producer API may not name such a room, so protocols and
+/// apps never share a room.
+pub const RESERVED_ROOM_PREFIX: char = '\u{1f}';
+
+/// Whether `room` is in the reserved namespace ([`RESERVED_ROOM_PREFIX`]).
+pub fn is_reserved_room(room: &str) -> bool {
+    room.starts_with(RESERVED_ROOM_PREFIX)
+}
+
 name_type!(
     /// A client id: unique in the cluster; a newer connection with a taken id replaces the older.
     ClientId

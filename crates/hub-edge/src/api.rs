@@ -196,6 +196,11 @@ fn name_field(raw: Option<&RawValue>, field: &str) -> Result<String, ApiError> {
             "field \"{field}\" must be 1 to {MAX_NAME_LEN} bytes long"
         )));
     }
+    if field == "room" && hub_core::ids::is_reserved_room(&value) {
+        return Err(ApiError::bad_request(
+            "room names starting with U+001F are reserved",
+        ));
+    }
     Ok(value)
 }
 

@@ -220,3 +220,11 @@ fn names_longer_than_256_bytes_are_refused() {
     assert_eq!(e.status, 400);
     assert!(serde_json::from_str::<serde_json::Value>(&e.body()).is_ok());
 }
+
+#[test]
+fn reserved_rooms_are_refused() {
+    let body = br#"{"room":"\u001fpusher:app:news","data":1}"#;
+    let e = parse_api("POST", "/api/publish", body).expect_err("reserved");
+    assert_eq!(e.status, 400);
+    assert!(e.body().contains("reserved"), "{}", e.body());
+}

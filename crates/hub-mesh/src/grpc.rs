@@ -35,6 +35,11 @@ fn name(field: &'static str, value: String) -> Result<String, Status> {
             "{field} must be 1 to 256 bytes long"
         )));
     }
+    if field == "room" && hub_core::ids::is_reserved_room(&value) {
+        return Err(Status::invalid_argument(
+            "room names starting with U+001F are reserved",
+        ));
+    }
     Ok(value)
 }
 

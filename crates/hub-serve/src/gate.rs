@@ -278,6 +278,13 @@ impl Gate {
                 &format!("ids and room names must be 1 to {max} bytes long"),
             ));
         }
+        if params
+            .rooms
+            .iter()
+            .any(|r| hub_core::ids::is_reserved_room(r.as_str()))
+        {
+            return Decision::Respond(error(400, "room names starting with U+001F are reserved"));
+        }
         let shard = params
             .client
             .as_ref()

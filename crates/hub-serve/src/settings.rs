@@ -174,6 +174,8 @@ pub struct Settings {
     /// The cluster secret: node-to-node calls carry proof of it. Needed by a clustered node
     /// whose gRPC listener is beyond loopback.
     pub cluster_secret: Option<String>,
+    /// The Pusher apps given by `--pusher-app` (see [`Settings::pusher_apps`] for those served).
+    pub pusher_apps: hub_pusher::Apps,
 }
 
 impl Default for Settings {
@@ -205,6 +207,7 @@ impl Default for Settings {
             handshake_timeout: Duration::from_secs(10),
             max_http_connections: 1024,
             cluster_secret: None,
+            pusher_apps: hub_pusher::Apps::default(),
         }
     }
 }
@@ -238,6 +241,7 @@ impl fmt::Debug for Settings {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_http_connections", &self.max_http_connections)
             .field("cluster_secret", &secret(&self.cluster_secret))
+            .field("pusher_apps", &self.pusher_apps)
             .finish()
     }
 }
@@ -278,6 +282,14 @@ impl Settings {
             }
         }
         warnings
+    }
+
+    /// The Pusher apps this node serves: those of `--pusher-app`; with none, soketi's default
+    /// app when the listener is on loopback (and no app beyond it), with a line to log.
+    pub fn pusher_apps(&self) -> hub_pusher::app::Resolved {
+        self.pusher_apps
+            .clone()
+            .resolve(self.listen.ip().is_loopback())
     }
 
     /// Whether clients need a token (a JWT secret, public key or JWKS URL is configured).

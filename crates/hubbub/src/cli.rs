@@ -290,6 +290,24 @@ pub(crate) struct ServeArgs {
     /// ignored).
     #[arg(long, env = "HUBBUB_CLUSTER_SECRET_FILE", value_name = "PATH")]
     pub(crate) cluster_secret_file: Option<PathBuf>,
+
+    /// A Pusher app served at /app/{KEY} (WebSocket) and /apps/{ID} (HTTP API): its id, key
+    /// and secret (16 bytes or more). Repeatable; the environment variable takes several,
+    /// comma-separated. With none, a node listening on loopback serves soketi's default app
+    /// app-id:app-key:app-secret, and a node beyond loopback serves no Pusher app.
+    #[arg(
+        long = "pusher-app",
+        env = "HUBBUB_PUSHER_APP",
+        value_name = "ID:KEY:SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub(crate) pusher_apps: Vec<String>,
+
+    /// Let clients of the apps given by --pusher-app send client-* events on private and
+    /// presence channels (never echoed to the sender).
+    #[arg(long, env = "HUBBUB_PUSHER_CLIENT_EVENTS")]
+    pub(crate) pusher_client_events: bool,
 }
 
 impl ServeArgs {
@@ -352,6 +370,8 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             max_http_connections: self.max_http_connections as usize,
             cluster_secret,
+            pusher_apps: hub_pusher::Apps::from_specs(&self.pusher_apps, self.pusher_client_events)
+                .map_err(|e| e.to_string())?,
         })
     }
 }

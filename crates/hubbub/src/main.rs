@@ -155,6 +155,9 @@ fn ready(
         bus = %settings.bus.describe(),
         "hubbub node ready: clients on ws://{addr}/ws, demo page on http://{addr}/"
     );
+    if let Some(notice) = settings.pusher_apps().notice {
+        tracing::info!("{notice}");
+    }
 }
 
 fn finished(result: Result<(), hubbub_tokio::ServeError>) -> ExitCode {

@@ -8,7 +8,7 @@ use super::conn::ConnState;
 use super::{CloseMode, Event, Output, Report, Shard, Target};
 use crate::config::ClientProtocol;
 use crate::frame::close_code;
-use crate::ids::{shard_for, ClientId, ConnId, RoomName};
+use crate::ids::{is_reserved_room, shard_for, ClientId, ConnId, RoomName};
 use crate::protocol::{self, ClientRequest, ErrorCode, RequestError};
 
 impl Shard {
@@ -92,6 +92,18 @@ impl Shard {
         Ok(())
     }
 
+    /// Refuses a room name of the reserved namespace (other protocols' rooms) as `forbidden`.
+    fn check_room(&self, room: &str) -> Result<(), (ErrorCode, String)> {
+        self.check_name("room", room)?;
+        if is_reserved_room(room) {
+            return Err((
+                ErrorCode::Forbidden,
+                "room names starting with U+001F are reserved".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses a room the connection's token does not list (`forbidden`).
     fn check_allowed(&self, slot: u32, room: &str) -> Result<(), (ErrorCode, String)> {
         match self
@@ -117,7 +129,7 @@ impl Shard {
     ) -> Result<(), (ErrorCode, String)> {
         match request {
             ClientRequest::Join { room } => {
-                self.check_name("room", &room)?;
+                self.check_room(&room)?;
                 self.check_allowed(slot, &room)?;
                 let in_rooms = self.conns.get(slot as usize).map_or(0, |c| c.rooms.len());
                 let room = RoomName::from(room);
@@ -134,11 +146,11 @@ impl Shard {
                 self.join_slot(slot, &room);
             }
             ClientRequest::Leave { room } => {
-                self.check_name("room", &room)?;
+                self.check_room(&room)?;
                 self.leave_slot(slot, &room);
             }
             ClientRequest::Publish { room, data } => {
-                self.check_name("room", &room)?;
+                self.check_room(&room)?;
                 self.check_allowed(slot, &room)?;
                 let from = self.client_of(slot);
                 let frame = protocol::message(Some(&room), Some(from.as_str()), &data);

@@ -307,6 +307,27 @@ fn malformed_json_gets_error_frame_and_connection_stays() {
 }
 
 #[test]
+fn json_clients_cannot_name_reserved_rooms() {
+    let mut h = Harness::new(cfg());
+    let a = h.open("a");
+    h.json_to(a);
+    for kind in ["join", "leave"] {
+        h.text(
+            a,
+            &format!(r#"{{"type":"{kind}","room":"\u001fpusher:1:news","ref":1}}"#),
+        );
+    }
+    h.text(a, r#"{"type":"publish","room":"\u001fx","data":1,"ref":2}"#);
+    let msgs = h.json_to(a);
+    let codes: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["code"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(codes, vec!["forbidden"; 3]);
+    assert!(h.shard.room_names().is_empty());
+}
+
+#[test]
 fn binary_and_oversized_messages_close_with_codes() {
     let mut h = Harness::new(Config {
         max_message_size: 128,
