@@ -47,3 +47,6 @@ bash tests/jsclient/run.sh
 
 echo "== the demo page in a real browser (Debian's chromium, installed when missing)"
 bash tests/browser/run.sh
+
+echo "== Autobahn conformance, sections 1-8 and 10, against the echo example (kosoku from PyPI)"
+bash tests/autobahn/run.sh

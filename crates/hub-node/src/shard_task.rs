@@ -195,6 +195,12 @@ pub(crate) async fn run<R: Runtime>(
             task.sockets.turn(&mut cx);
         }
         task.drain();
+        let deferred = task.sockets.take_deferred();
+        if let Some(tx) = task.hub.shard_tx(task.shard.id()) {
+            for input in deferred {
+                let _ = tx.control.send(ShardMsg::Input(input));
+            }
+        }
         if task.sockets.has_more() {
             // A socket has more to read: let the thread's other tasks run first.
             yield_now().await;

@@ -78,6 +78,9 @@ pub(crate) struct Sockets {
     work: Vec<(Token, Ready)>,
     buf: Vec<u8>,
     decoded: Vec<Decoded>,
+    /// Closes for protocol errors, fed after this turn's application events (see
+    /// [`Sockets::take_deferred`]).
+    deferred: Vec<Input>,
     /// Generation of the next closing entry.
     next_serial: u32,
     max_message_size: usize,
@@ -190,6 +193,7 @@ impl Sockets {
             work: Vec::new(),
             buf: vec![0; READ_BUFFER],
             decoded: Vec::new(),
+            deferred: Vec::new(),
             next_serial: 0,
             max_message_size,
             drain_timeout,
@@ -258,7 +262,14 @@ impl Sockets {
             limited,
         };
         if !leftover.is_empty() {
-            take_in(cx, conn, &mut open, &mut self.decoded, leftover);
+            take_in(
+                cx,
+                conn,
+                &mut open,
+                &mut self.decoded,
+                &mut self.deferred,
+                leftover,
+            );
         }
         self.open[slot] = Some(open);
     }
@@ -354,6 +365,14 @@ impl Sockets {
         !self.again.is_empty()
     }
 
+    /// The closes for protocol errors read this turn. The shard task feeds them through its
+    /// control channel after dispatching the turn's events, so what a handler sends in
+    /// answer to the messages read before the violation (queued on that channel) goes out
+    /// before the close frame.
+    pub(crate) fn take_deferred(&mut self) -> Vec<Input> {
+        std::mem::take(&mut self.deferred)
+    }
+
     /// Does what the last events and the `again` list ask: reads, writes, closes.
     pub(crate) fn turn(&mut self, cx: &mut Ctx<'_>) {
         let mut work = std::mem::take(&mut self.work);
@@ -436,7 +455,14 @@ impl Sockets {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return self.gone(cx, conn),
             };
-            take_in(cx, conn, open, &mut self.decoded, &self.buf[..n]);
+            take_in(
+                cx,
+                conn,
+                open,
+                &mut self.decoded,
+                &mut self.deferred,
+                &self.buf[..n],
+            );
             if n < self.buf.len() {
                 // A short read of a stream socket: it had no more.
                 return;
@@ -567,12 +593,14 @@ impl Sockets {
 }
 
 /// Decodes `bytes` from `conn`'s client and passes the core what they complete, in order;
-/// after a close frame or a protocol error, `open` stops reading.
+/// after a close frame or a protocol error, `open` stops reading. The close for a protocol
+/// error goes to `deferred`: the application's answers to the messages before it come first.
 fn take_in(
     cx: &mut Ctx<'_>,
     conn: ConnId,
     open: &mut Open,
     decoded: &mut Vec<Decoded>,
+    deferred: &mut Vec<Input>,
     bytes: &[u8],
 ) {
     let result = open.decoder.decode(bytes, decoded);
@@ -587,7 +615,7 @@ fn take_in(
     if let Err(e) = result {
         if open.reading {
             open.reading = false;
-            cx.input(protocol_close(conn, &e));
+            deferred.push(protocol_close(conn, &e));
         }
     }
 }

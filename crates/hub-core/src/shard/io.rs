@@ -83,7 +83,8 @@ pub enum Input {
         payload: Bytes,
     },
     /// Close the connection with this code: the client sent a close frame, or broke the
-    /// protocol (the runtime's decoder names the code).
+    /// protocol (the runtime's decoder names the code). What is already queued for it is
+    /// written before the close frame (within the drain timeout).
     Close {
         /// The connection.
         conn: ConnId,

@@ -346,7 +346,9 @@ impl Shard {
                     if code != close_code::NORMAL && code != close_code::GOING_AWAY {
                         self.stats.protocol_closes += 1;
                     }
-                    self.close_slot(now, slot, code, &reason, CloseMode::Now, true);
+                    // What was queued before (answers to the messages that came before
+                    // the close or the violation) goes out first, within the drain timeout.
+                    self.close_slot(now, slot, code, &reason, CloseMode::Drain, true);
                 }
             }
             Input::Closed { conn } => {

@@ -114,7 +114,7 @@ impl Pair {
                     if *code != close_code::NORMAL && *code != close_code::GOING_AWAY {
                         self.model.stats.protocol_closes += 1;
                     }
-                    self.model.close(now, *id, *code, "closing", true, true);
+                    self.model.close(now, *id, *code, "closing", false, true);
                 }
             }
             Step::Closed(id) => self.model.closed(*id),
