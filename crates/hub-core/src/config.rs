@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::history::HistoryRules;
 use crate::ids::NodeId;
 use crate::seed::Seed;
 
@@ -63,6 +64,10 @@ pub struct Config {
     /// Secret seed of generated client ids and of the keys of name-keyed maps; runtimes pass
     /// 32 bytes from the OS's CSPRNG, tests a fixed seed. Default: a fixed, public seed.
     pub seed: Seed,
+    /// The rooms that keep history (their publishes go through the router, which numbers
+    /// them; their joins are answered with `joined`). The router's
+    /// [`NodeConfig::history`](crate::NodeConfig::history) must be the same. Default: none.
+    pub history: HistoryRules,
 }
 
 impl Default for Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             allow_client_broadcast: false,
             client_protocol: ClientProtocol::Json,
             seed: Seed::default(),
+            history: HistoryRules::default(),
         }
     }
 }

@@ -85,7 +85,8 @@
 //!             HubOutput::Event(_event) => {} // the application's callbacks
 //!             HubOutput::Delivered { .. }
 //!             | HubOutput::Online { .. }
-//!             | HubOutput::Disconnected { .. } => {} // answers to HubInput::Command
+//!             | HubOutput::Disconnected { .. }
+//!             | HubOutput::Answer { .. } => {} // answers to HubInput::Command
 //!             HubOutput::Cluster(_) => {} // a standalone hub has none
 //!         }
 //!     }
@@ -140,6 +141,7 @@
 pub mod config;
 pub mod frame;
 pub mod hash;
+pub mod history;
 pub mod hub;
 pub mod ids;
 pub mod node;

@@ -9,14 +9,18 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::frame;
+use crate::history::{Position, Since};
 
 /// A parsed client request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientRequest {
-    /// `{"type":"join","room":R}`.
+    /// `{"type":"join","room":R}`, with `"since":{"offset":N,"epoch":E}` to recover what
+    /// was missed in a room with history.
     Join {
         /// The room to join.
         room: String,
+        /// Where the client left off, for a recovering join.
+        since: Option<Since>,
     },
     /// `{"type":"leave","room":R}`.
     Leave {
@@ -112,6 +116,16 @@ struct RawRequest<'a> {
     to: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    since: Option<&'a RawValue>,
+}
+
+/// The `since` of a join: `{"offset":N,"epoch":E}` (N a non-negative integer, E a string).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSince {
+    offset: u64,
+    epoch: String,
 }
 
 /// A field that is present, even as `null`, is `Some` (serde's `Option` would make `null` `None`).
@@ -172,7 +186,24 @@ pub fn parse_request(text: &[u8]) -> Result<Request, RequestError> {
             .ok_or_else(|| fail(ErrorCode::BadRequest, "missing field \"data\""))
     };
     let kind = match kind.as_str() {
-        "join" => ClientRequest::Join { room: room()? },
+        "join" => ClientRequest::Join {
+            room: room()?,
+            since: match raw.since {
+                None => None,
+                Some(since) => {
+                    let since: RawSince = serde_json::from_str(since.get()).map_err(|_| {
+                        fail(
+                            ErrorCode::BadRequest,
+                            "\"since\" must be {\"offset\":N,\"epoch\":E} (N an integer >= 0, E a string)",
+                        )
+                    })?;
+                    Some(Since {
+                        offset: since.offset,
+                        epoch: since.epoch,
+                    })
+                }
+            },
+        },
         "leave" => ClientRequest::Leave { room: room()? },
         "publish" => ClientRequest::Publish {
             room: room()?,
@@ -232,6 +263,63 @@ pub fn message_json(room: Option<&str>, from: Option<&str>, data: &str) -> Vec<u
     out.extend_from_slice(data.as_bytes());
     out.push(b'}');
     out
+}
+
+/// `{"type":"message","room":R,"from":F,"offset":N,"epoch":E,"data":D}` (`from` only when
+/// given) as one finished text frame: a message of a room with history. `data` must be valid
+/// JSON text, and it is the last field (its bytes end one before the frame's end).
+pub fn sequenced_message(
+    room: &str,
+    from: Option<&str>,
+    offset: u64,
+    epoch: &str,
+    data: &str,
+) -> Bytes {
+    let mut out = Vec::with_capacity(96 + room.len() + epoch.len() + data.len());
+    out.extend_from_slice(br#"{"type":"message","room":"#);
+    push_json_str(&mut out, room);
+    if let Some(from) = from {
+        out.extend_from_slice(br#","from":"#);
+        push_json_str(&mut out, from);
+    }
+    out.extend_from_slice(br#","offset":"#);
+    out.extend_from_slice(offset.to_string().as_bytes());
+    out.extend_from_slice(br#","epoch":"#);
+    push_json_str(&mut out, epoch);
+    out.extend_from_slice(br#","data":"#);
+    out.extend_from_slice(data.as_bytes());
+    out.push(b'}');
+    frame::text(&out)
+}
+
+/// `{"type":"joined","room":R,"offset":N,"epoch":E}` (with `"recovered":bool` for a join
+/// with `since`, and the join's `ref` when given) as a text frame.
+pub fn joined(
+    room: &str,
+    position: &Position,
+    recovered: Option<bool>,
+    reference: Option<&str>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(96 + room.len());
+    out.extend_from_slice(br#"{"type":"joined","room":"#);
+    push_json_str(&mut out, room);
+    out.extend_from_slice(br#","offset":"#);
+    out.extend_from_slice(position.offset.to_string().as_bytes());
+    out.extend_from_slice(br#","epoch":"#);
+    push_json_str(&mut out, &position.epoch);
+    if let Some(recovered) = recovered {
+        out.extend_from_slice(if recovered {
+            br#","recovered":true"#
+        } else {
+            br#","recovered":false"#
+        });
+    }
+    if let Some(r) = reference {
+        out.extend_from_slice(br#","ref":"#);
+        out.extend_from_slice(r.as_bytes());
+    }
+    out.push(b'}');
+    frame::text(&out)
 }
 
 /// `{"type":"message",...}` as one finished text frame, to be shared by every recipient.
@@ -365,8 +453,31 @@ mod tests {
         let p = |s: &str| parse_request(s.as_bytes()).expect(s).kind;
         assert_eq!(
             p(r#"{"type":"join","room":"a"}"#),
-            ClientRequest::Join { room: "a".into() }
+            ClientRequest::Join {
+                room: "a".into(),
+                since: None
+            }
         );
+        assert_eq!(
+            p(r#"{"type":"join","room":"a","since":{"offset":7,"epoch":"e"}}"#),
+            ClientRequest::Join {
+                room: "a".into(),
+                since: Some(Since {
+                    offset: 7,
+                    epoch: "e".into()
+                })
+            }
+        );
+        for bad in [
+            r#"{"type":"join","room":"a","since":7}"#,
+            r#"{"type":"join","room":"a","since":{"offset":-1,"epoch":"e"}}"#,
+            r#"{"type":"join","room":"a","since":{"offset":1}}"#,
+            r#"{"type":"join","room":"a","since":{"offset":1,"epoch":2}}"#,
+            r#"{"type":"join","room":"a","since":null}"#,
+        ] {
+            let e = parse_request(bad.as_bytes()).expect_err(bad);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{bad}");
+        }
         assert_eq!(
             p(r#"{"type":"leave","room":"a"}"#),
             ClientRequest::Leave { room: "a".into() }
@@ -433,6 +544,30 @@ mod tests {
         assert_eq!(v["room"], "r");
         assert_eq!(v["from"], "a");
         assert_eq!(v["data"]["k"], 1);
+        let v = json_of(&sequenced_message("r", Some("a"), 7, "e\"", "[1]"));
+        assert_eq!(
+            (v["offset"].as_u64(), v["epoch"].as_str()),
+            (Some(7), Some("e\""))
+        );
+        assert_eq!(v["data"][0], 1);
+        assert_eq!(
+            message_parts(&sequenced_message("r", None, 1, "e", "1")),
+            None
+        );
+        let position = Position {
+            offset: 3,
+            epoch: "e".into(),
+        };
+        let v = json_of(&joined("r", &position, Some(false), Some("5")));
+        assert_eq!(v["type"], "joined");
+        assert_eq!(
+            (v["offset"].as_u64(), v["recovered"].as_bool()),
+            (Some(3), Some(false))
+        );
+        assert_eq!(v["ref"], 5);
+        assert!(json_of(&joined("r", &position, None, None))
+            .get("recovered")
+            .is_none());
         let v = json_of(&message(None, None, "3"));
         assert!(v.get("room").is_none() && v.get("from").is_none());
         assert_eq!(json_of(&ack("\"x\""))["ref"], "x");

@@ -338,6 +338,9 @@ impl NodeDriver {
                         Reply::Delivered(_) => Kind::Delivered,
                         Reply::Online(_) => Kind::Online,
                         Reply::Disconnected(_) => Kind::Disconnected,
+                        Reply::History(_) | Reply::Position(_) => {
+                            panic!("no history command in this model")
+                        }
                     };
                     assert_eq!(got, *kind, "reply kind");
                     let again = self.replies.insert(req, reply);

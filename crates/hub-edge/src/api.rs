@@ -55,6 +55,20 @@ pub enum ApiRequest {
         /// The client id.
         to: String,
     },
+    /// `GET /api/history/{room}?since=N&epoch=E&limit=L`: the kept messages of a room.
+    History {
+        /// The room (percent-decoded).
+        room: String,
+        /// The offset and epoch the caller left off at.
+        since: Option<(u64, String)>,
+        /// Most messages to answer with.
+        limit: usize,
+    },
+    /// `GET /api/position/{room}`: a room's last offset and its epoch.
+    Position {
+        /// The room (percent-decoded).
+        room: String,
+    },
 }
 
 impl ApiRequest {
@@ -65,7 +79,10 @@ impl ApiRequest {
             | Self::EmitUser { data, .. }
             | Self::Publish { data, .. }
             | Self::Broadcast { data } => Some(data),
-            Self::Online { .. } | Self::Disconnect { .. } => None,
+            Self::Online { .. }
+            | Self::Disconnect { .. }
+            | Self::History { .. }
+            | Self::Position { .. } => None,
         }
     }
 }
@@ -135,6 +152,8 @@ enum Route {
     Broadcast,
     Online,
     Disconnect,
+    History,
+    Position,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -145,6 +164,8 @@ fn route(path: &str) -> Option<Route> {
         "/api/broadcast" => Route::Broadcast,
         "/api/disconnect" => Route::Disconnect,
         _ if path.starts_with("/api/online/") => Route::Online,
+        _ if path.starts_with("/api/history/") => Route::History,
+        _ if path.starts_with("/api/position/") => Route::Position,
         _ => return None,
     })
 }
@@ -157,7 +178,7 @@ fn path_only(path: &str) -> &str {
 /// The one method a known API path accepts (for the `Allow` header of a 405), if any.
 pub fn allowed_method(path: &str) -> Option<&'static str> {
     match route(path_only(path))? {
-        Route::Online => Some("GET"),
+        Route::Online | Route::History | Route::Position => Some("GET"),
         _ => Some("POST"),
     }
 }
@@ -254,25 +275,30 @@ fn online_client(path: &str) -> Result<String, ApiError> {
     Ok(client)
 }
 
-/// Routes and parses one producer API call (`path` may carry a query string, ignored).
+/// Routes and parses one producer API call (`path` may carry a query string: the history
+/// route reads it, the others ignore it).
 pub fn parse_api(method: &str, path: &str, body: &[u8]) -> Result<ApiRequest, ApiError> {
+    let full = path;
     let path = path_only(path);
     let Some(route) = route(path) else {
         return Err(ApiError::not_found());
     };
-    let allowed = if route == Route::Online {
-        "GET"
-    } else {
-        "POST"
-    };
+    let allowed = allowed_method(path).unwrap_or("POST");
     if method != allowed {
         return Err(ApiError::new(
             405,
             format!("method {method:.16} not allowed here; use {allowed}"),
         ));
     }
-    if route == Route::Online {
-        return online_client(path).map(|client| ApiRequest::Online { client });
+    match route {
+        Route::Online => return online_client(path).map(|client| ApiRequest::Online { client }),
+        Route::History => {
+            let query = full.split('#').next().unwrap_or("").split_once('?');
+            let query = query.map_or("", |(_, q)| q);
+            return crate::history_api::parse_history(path, query);
+        }
+        Route::Position => return crate::history_api::parse_position(path),
+        _ => {}
     }
     if body.len() > MAX_API_BODY {
         return Err(ApiError::too_large());
@@ -294,9 +320,11 @@ pub fn parse_api(method: &str, path: &str, body: &[u8]) -> Result<ApiRequest, Ap
         Route::Broadcast => ApiRequest::Broadcast {
             data: data_field(b.data)?,
         },
-        Route::Disconnect | Route::Online => ApiRequest::Disconnect {
-            to: name_field(b.to, "to")?,
-        },
+        Route::Disconnect | Route::Online | Route::History | Route::Position => {
+            ApiRequest::Disconnect {
+                to: name_field(b.to, "to")?,
+            }
+        }
     })
 }
 

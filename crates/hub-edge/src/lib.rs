@@ -29,6 +29,7 @@
 pub mod api;
 pub mod auth;
 pub mod demo;
+pub mod history_api;
 pub mod pusher_api;
 pub mod script;
 pub mod stats;

@@ -126,6 +126,8 @@ pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
                 Reply::Online(Some(node)) => pb::reply::Kind::OnlineNode(node.to_string()),
                 Reply::Online(None) => pb::reply::Kind::Offline(true),
                 Reply::Disconnected(yes) => pb::reply::Kind::Disconnected(*yes),
+                // Answers of the node's own history; never asked of a peer.
+                Reply::History(_) | Reply::Position(_) => return None,
             };
             Kind::Reply(pb::Reply {
                 id: *id,

@@ -1,9 +1,11 @@
 //! The producer API mapped onto the router: requests become [`Command`]s with their frame
 //! encoded once, and replies become HTTP responses.
 
+use hub_core::history::Since;
 use hub_core::node::{Command, Reply};
 use hub_core::{protocol, ClientId, RoomName, Target, UserId};
 use hub_edge::api::{delivered_body, disconnected_body, online_body, ApiRequest};
+use hub_edge::history_api::{history_body, no_history, position_body};
 use hub_wire::http::Response;
 
 /// The router command for an API request.
@@ -31,6 +33,17 @@ pub fn command(request: &ApiRequest) -> Command {
         ApiRequest::Disconnect { to } => Command::Disconnect {
             client: ClientId::from(to.as_str()),
         },
+        ApiRequest::History { room, since, limit } => Command::History {
+            room: RoomName::from(room.as_str()),
+            since: since.as_ref().map(|(offset, epoch)| Since {
+                offset: *offset,
+                epoch: epoch.clone(),
+            }),
+            limit: *limit,
+        },
+        ApiRequest::Position { room } => Command::Position {
+            room: RoomName::from(room.as_str()),
+        },
     }
 }
 
@@ -40,6 +53,17 @@ pub fn response(reply: &Reply) -> Response {
         Reply::Delivered(n) => delivered_body(*n),
         Reply::Online(node) => online_body(node.as_ref().map(|n| n.as_str())),
         Reply::Disconnected(yes) => disconnected_body(*yes),
+        Reply::History(Some(page)) => history_body(
+            &page.position.epoch,
+            page.position.offset,
+            page.recovered,
+            page.messages.iter().map(|m| (m.offset, &m.data[..])),
+        ),
+        Reply::Position(Some(position)) => position_body(&position.epoch, position.offset),
+        Reply::History(None) | Reply::Position(None) => {
+            let error = no_history();
+            return Response::json(error.status, error.body());
+        }
     };
     Response::json(200, body)
 }

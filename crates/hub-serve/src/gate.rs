@@ -176,8 +176,14 @@ impl Gate {
     /// Parses a producer API call whose body has been read.
     /// `data` larger than [`Settings::max_producer_data`] is refused with 413.
     pub fn api_request(&self, head: &RequestHead, body: &[u8]) -> Result<ApiRequest, Response> {
-        let request = parse_api(&head.method, &head.path, body)
-            .map_err(|e| Response::json(e.status, e.body()))?;
+        // The history route reads its query (since, epoch, limit); others ignore it.
+        let parsed = if head.query.is_empty() {
+            parse_api(&head.method, &head.path, body)
+        } else {
+            let target = format!("{}?{}", head.path, head.query);
+            parse_api(&head.method, &target, body)
+        };
+        let request = parsed.map_err(|e| Response::json(e.status, e.body()))?;
         match request.data() {
             Some(data) if data.len() > self.max_data => Err(error(
                 413,

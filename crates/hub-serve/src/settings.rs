@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hub_core::history::{HistoryRule, HistoryRules};
 use hub_core::{BusKind, ClusterMode, Config, NodeConfig, NodeId, Seed};
 
 use crate::secret::check_secret;
@@ -176,6 +177,8 @@ pub struct Settings {
     pub cluster_secret: Option<String>,
     /// The Pusher apps given by `--pusher-app` (see [`Settings::pusher_apps`] for those served).
     pub pusher_apps: hub_pusher::Apps,
+    /// Rooms that keep history (`--history PATTERN=N/TTL`, repeatable). Default none.
+    pub history: Vec<HistoryRule>,
 }
 
 impl Default for Settings {
@@ -208,6 +211,7 @@ impl Default for Settings {
             max_http_connections: 1024,
             cluster_secret: None,
             pusher_apps: hub_pusher::Apps::default(),
+            history: Vec::new(),
         }
     }
 }
@@ -242,8 +246,40 @@ impl fmt::Debug for Settings {
             .field("max_http_connections", &self.max_http_connections)
             .field("cluster_secret", &secret(&self.cluster_secret))
             .field("pusher_apps", &self.pusher_apps)
+            .field("history", &self.history)
             .finish()
     }
+}
+
+/// Most messages a `--history` rule may keep per room: a replay must fit a send queue
+/// (1,024 frames).
+pub const MAX_HISTORY_LEN: usize = 1000;
+
+/// Parses one `--history` value: `PATTERN=N/TTL` (`chat:*=100/10m`: rooms whose names start
+/// with `chat:` keep their last 100 messages, each for at most 10 minutes).
+pub fn parse_history_rule(s: &str) -> Result<HistoryRule, String> {
+    let err =
+        |why: &str| format!("expected PATTERN=N/TTL like 'chat:*=100/10m' ({why}), got {s:?}");
+    let (pattern, rest) = s.rsplit_once('=').ok_or_else(|| err("no '='"))?;
+    let (n, ttl) = rest
+        .split_once('/')
+        .ok_or_else(|| err("no '/' between N and TTL"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_HISTORY_LEN).contains(n))
+        .ok_or_else(|| {
+            err(&format!(
+                "N must be a whole number from 1 to {MAX_HISTORY_LEN}"
+            ))
+        })?;
+    let ttl = hub_edge::units::parse_duration(ttl.trim()).map_err(|e| err(&e))?;
+    if pattern.is_empty() || pattern.len() > 256 {
+        return Err(err("the pattern must be 1 to 256 bytes long"));
+    }
+    HistoryRule::new(pattern, n, ttl)
+        .ok_or_else(|| err("'*' only at the end of the pattern, and a TTL above zero"))
 }
 
 /// Room left in a send queue beside a producer payload: the frame header and the message
@@ -314,6 +350,7 @@ impl Settings {
             send_queue_bytes: self.send_queue_bytes,
             allow_client_broadcast: self.allow_client_broadcast,
             seed,
+            history: HistoryRules::new(self.history.clone()),
             ..Config::default()
         }
     }
@@ -322,6 +359,7 @@ impl Settings {
     pub fn node_config(&self, seed: Seed) -> NodeConfig {
         let mut config = NodeConfig::standalone(NodeId::from(self.node_name()), self.shards);
         config.seed = seed;
+        config.history = HistoryRules::new(self.history.clone());
         if self.clustered() {
             let bus = match self.bus {
                 BusSpec::Grpc => BusKind::Grpc,
@@ -373,6 +411,9 @@ impl Settings {
         }
         if self.max_connections_per_ip == Some(0) {
             return Err("--max-connections-per-ip: must be at least 1".into());
+        }
+        if self.clustered() && !self.history.is_empty() {
+            return Err("--history: history is kept in the node's memory, for a single node; a cluster (--registry redis:// or etcd://) cannot use it yet".into());
         }
         if self.clustered() && self.grpc_listen.is_none() {
             return Err("--grpc-listen: a clustered node (--registry redis:// or etcd://) needs a gRPC address".into());
@@ -450,6 +491,38 @@ mod tests {
         let text = format!("{s:?}");
         assert!(!text.contains("hunter2") && !text.contains("s3cret"));
         assert!(text.contains("<set>"));
+    }
+
+    #[test]
+    fn history_rules_parse_and_bad_ones_say_why() {
+        let rule = parse_history_rule("chat:*=100/10m").expect("valid");
+        assert!(rule.matches("chat:x") && !rule.matches("chatx"));
+        assert_eq!((rule.max_len, rule.ttl), (100, Duration::from_secs(600)));
+        let rule = parse_history_rule("a=b=1/1s").expect("the last '=' splits");
+        assert!(rule.matches("a=b"));
+        for bad in [
+            "",
+            "x",
+            "x=1",
+            "x=0/1s",
+            "x=1001/1s",
+            "x=1/0s",
+            "x=1/soon",
+            "=1/1s",
+            "a*b=1/1s",
+            "x=-1/1s",
+        ] {
+            let e = parse_history_rule(bad).expect_err(bad);
+            assert!(e.contains("PATTERN=N/TTL"), "{e}");
+        }
+        let clustered = Settings {
+            registry: RegistrySpec::Redis("redis://h:1".into()),
+            grpc_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
+            history: vec![parse_history_rule("a=1/1s").expect("valid")],
+            ..Settings::default()
+        };
+        let e = clustered.validate().expect_err("not in a cluster yet");
+        assert!(e.starts_with("--history: "), "{e}");
     }
 
     #[test]

@@ -522,6 +522,7 @@ pub fn protocol_parse(data: &[u8]) {
     let want = Request {
         kind: ClientRequest::Join {
             room: text.to_owned(),
+            since: None,
         },
         reference: Some(quoted.clone()),
     };
@@ -562,7 +563,18 @@ pub fn protocol_parse(data: &[u8]) {
 fn encode(request: &Request) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut out = match &request.kind {
-        ClientRequest::Join { room } => format!(r#"{{"type":"join","room":{}"#, q(room)),
+        ClientRequest::Join { room, since: None } => {
+            format!(r#"{{"type":"join","room":{}"#, q(room))
+        }
+        ClientRequest::Join {
+            room,
+            since: Some(since),
+        } => format!(
+            r#"{{"type":"join","room":{},"since":{{"offset":{},"epoch":{}}}"#,
+            q(room),
+            since.offset,
+            q(&since.epoch)
+        ),
         ClientRequest::Leave { room } => format!(r#"{{"type":"leave","room":{}"#, q(room)),
         ClientRequest::Publish { room, data } => {
             format!(r#"{{"type":"publish","room":{},"data":{data}"#, q(room))

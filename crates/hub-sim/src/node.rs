@@ -127,6 +127,8 @@ impl SimNode {
                 HubOutput::Disconnected { req, closed } => {
                     self.answers.disconnected.insert(req, closed);
                 }
+                // The simulation configures no history and asks no history query.
+                HubOutput::Answer { .. } => {}
                 HubOutput::Cluster(output) => out.push(output),
             }
         }

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hub_core::history::HistoryRule;
 use hub_edge::units::{parse_duration, parse_size};
 use hub_serve::secret::resolve_secret;
+use hub_serve::settings::parse_history_rule;
 use hub_serve::{BusSpec, RegistrySpec, RuntimeKind, Settings};
 
 /// Hubbub: a distributed WebSocket hub.
@@ -308,6 +310,13 @@ pub(crate) struct ServeArgs {
     /// presence channels (never echoed to the sender).
     #[arg(long, env = "HUBBUB_PUSHER_CLIENT_EVENTS")]
     pub(crate) pusher_client_events: bool,
+
+    /// Rooms that keep history, e.g. 'chat:*=100/10m': rooms named PATTERN (a trailing *
+    /// matches any suffix) keep their last N messages (1 to 1000), each for at most TTL; their
+    /// messages carry offset and epoch, and a join with since replays what was missed.
+    /// Repeatable; comma-separated in HUBBUB_HISTORY. Single node only (memory) [default: none].
+    #[arg(long, env = "HUBBUB_HISTORY", value_name = "PATTERN=N/TTL", value_parser = parse_history_rule, value_delimiter = ',')]
+    pub(crate) history: Vec<HistoryRule>,
 }
 
 impl ServeArgs {
@@ -372,6 +381,7 @@ impl ServeArgs {
             cluster_secret,
             pusher_apps: hub_pusher::Apps::from_specs(&self.pusher_apps, self.pusher_client_events)
                 .map_err(|e| e.to_string())?,
+            history: self.history.clone(),
         })
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::ids::{ConnId, NodeId, RequestId};
-use crate::node::{BusCommand, Command, Input as RouterInput, PeerMessage, RegistryCommand};
+use crate::node::{BusCommand, Command, Input as RouterInput, PeerMessage, RegistryCommand, Reply};
 use crate::shard::{Event, Input as ShardInput};
 
 /// An event for the hub.
@@ -15,8 +15,8 @@ pub enum HubInput {
     /// [`HubInput::Shutdown`]); so is an input for a connection that is gone.
     Conn(ShardInput),
     /// A request of the producer API, answered by exactly one [`HubOutput::Delivered`],
-    /// [`HubOutput::Online`] or [`HubOutput::Disconnected`] carrying the same `req` (which
-    /// one follows from the command). Request ids must be below 2^63.
+    /// [`HubOutput::Online`], [`HubOutput::Disconnected`] or [`HubOutput::Answer`] carrying
+    /// the same `req` (which one follows from the command). Request ids must be below 2^63.
     Command {
         /// The request id the answer carries.
         req: RequestId,
@@ -72,6 +72,13 @@ pub enum HubOutput {
         req: RequestId,
         /// Whether a connection was closed.
         closed: bool,
+    },
+    /// The answer to a `History` or `Position` command.
+    Answer {
+        /// The request.
+        req: RequestId,
+        /// The answer ([`Reply::History`] or [`Reply::Position`]).
+        reply: Reply,
     },
     /// Something for the cluster: a peer, the registry or the bus.
     Cluster(ClusterOutput),

@@ -69,6 +69,12 @@ impl Hub {
                 problem: "the router and the shards name different nodes".into(),
             });
         }
+        if router.history != config.history {
+            return Err(ConfigError {
+                setting: "history",
+                problem: "the router and the shards keep history for different rooms".into(),
+            });
+        }
         let shards = (0..config.shard_count)
             .map(|s| Shard::new(ShardId(s), config.clone()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -214,6 +220,9 @@ impl Hub {
                         Reply::Delivered(count) => HubOutput::Delivered { req, count },
                         Reply::Online(node) => HubOutput::Online { req, node },
                         Reply::Disconnected(closed) => HubOutput::Disconnected { req, closed },
+                        reply @ (Reply::History(_) | Reply::Position(_)) => {
+                            HubOutput::Answer { req, reply }
+                        }
                     })
                 }
                 RouterOutput::ToPeer { node, message } => ClusterOutput::ToPeer { node, message },
@@ -267,6 +276,8 @@ fn socket_conn(input: &ShardInput) -> Option<ConnId> {
         | ShardInput::Closed { conn }
         | ShardInput::Sent { conn } => Some(*conn),
         ShardInput::Deliver { .. }
+        | ShardInput::Sequenced { .. }
+        | ShardInput::Recovered { .. }
         | ShardInput::Join { .. }
         | ShardInput::Leave { .. }
         | ShardInput::Disconnect { .. }

@@ -320,3 +320,99 @@ fn router_and_shards_must_agree() {
     let err = Hub::new(bad, router).expect_err("shard settings are validated");
     assert_eq!(err.setting, "ping-interval");
 }
+
+#[test]
+fn history_rooms_are_numbered_by_the_router_and_recovered_on_any_shard() {
+    use crate::history::{HistoryRule, HistoryRules};
+    let rules = HistoryRules::new(vec![
+        HistoryRule::new("h:*", 3, Duration::from_secs(60)).expect("rule")
+    ]);
+    let config = Config {
+        shard_count: SHARDS,
+        history: rules.clone(),
+        ..Config::default()
+    };
+    let router = NodeConfig {
+        history: rules,
+        ..NodeConfig::standalone(config.node_id.clone(), SHARDS)
+    };
+    let mut h = Harness {
+        hub: Hub::new(config, router).expect("valid"),
+        now: Instant::now(),
+        received: Default::default(),
+        outputs: Vec::new(),
+    };
+    let (a, b) = on_two_shards();
+    let (ca, cb) = (h.open(&a), h.open(&b));
+    h.send(ca, r#"{"type":"join","room":"h:x"}"#);
+    h.send(cb, r#"{"type":"join","room":"plain"}"#);
+    h.send(ca, r#"{"type":"publish","room":"h:x","data":1}"#);
+    h.command(
+        1,
+        Command::Deliver {
+            target: Target::Room(RoomName::from("h:x")),
+            frame: crate::protocol::message(Some("h:x"), None, "2"),
+        },
+    );
+    h.send(cb, r#"{"type":"publish","room":"plain","data":0}"#);
+    let json = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("json");
+    let got: Vec<serde_json::Value> = h.messages(ca).into_iter().map(json).collect();
+    assert_eq!(got.len(), 2, "the publisher gets its own message once");
+    assert_eq!(
+        (got[0]["offset"].as_u64(), got[1]["offset"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let epoch = got[0]["epoch"].as_str().expect("epoch").to_owned();
+    let plain = json(h.messages(cb)[0]);
+    assert!(plain.get("offset").is_none() && plain.get("epoch").is_none());
+    // b, on another shard, recovers from offset 1: gets 2, then live 3.
+    h.send(
+        cb,
+        &format!(r#"{{"type":"join","room":"h:x","since":{{"offset":1,"epoch":"{epoch}"}}}}"#),
+    );
+    h.send(ca, r#"{"type":"publish","room":"h:x","data":3}"#);
+    let texts = h.received.get(&cb).cloned().unwrap_or_default();
+    let tail: Vec<serde_json::Value> = texts.iter().rev().take(3).rev().map(|t| json(t)).collect();
+    assert_eq!(tail[0]["type"], "joined");
+    assert_eq!(
+        (tail[0]["offset"].as_u64(), tail[0]["recovered"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(
+        (tail[1]["offset"].as_u64(), tail[2]["offset"].as_u64()),
+        (Some(2), Some(3))
+    );
+    // The producer API's queries.
+    h.command(
+        2,
+        Command::Position {
+            room: RoomName::from("h:x"),
+        },
+    );
+    h.command(
+        3,
+        Command::History {
+            room: RoomName::from("h:x"),
+            since: Some(crate::history::Since { offset: 0, epoch }),
+            limit: 10,
+        },
+    );
+    h.command(
+        4,
+        Command::Position {
+            room: RoomName::from("plain"),
+        },
+    );
+    let answers: Vec<&Reply> = h
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            HubOutput::Answer { reply, .. } => Some(reply),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(answers[0], Reply::Position(Some(p)) if p.offset == 3));
+    // Offsets 1..=3 are all kept (3 of them): a replay from 0 is complete.
+    assert!(matches!(answers[1], Reply::History(Some(p)) if p.recovered && p.messages.len() == 3));
+    assert_eq!(answers[2], &Reply::Position(None));
+}

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::history::{HistoryPage, Position, Since};
 use crate::ids::{ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
 use crate::shard::{Input as ShardInput, Report, Target};
 
@@ -49,6 +50,21 @@ pub enum Command {
         /// The room.
         room: RoomName,
     },
+    /// The kept messages of a history room after `since` (the newest `limit` without it);
+    /// replies [`Reply::History`].
+    History {
+        /// The room.
+        room: RoomName,
+        /// Where the caller left off.
+        since: Option<Since>,
+        /// Most messages to return.
+        limit: usize,
+    },
+    /// A history room's position; replies [`Reply::Position`].
+    Position {
+        /// The room.
+        room: RoomName,
+    },
 }
 
 /// The answer to a [`Command`] or a remote request.
@@ -60,6 +76,10 @@ pub enum Reply {
     Online(Option<NodeId>),
     /// Whether a connection was closed.
     Disconnected(bool),
+    /// A history query's answer; `None` when the room keeps no history.
+    History(Option<HistoryPage>),
+    /// A position query's answer; `None` when the room keeps no history.
+    Position(Option<Position>),
 }
 
 /// What one node asks another (the node-to-node service).

@@ -15,6 +15,7 @@
 //! - with [`ClusterMode::Standalone`] no registry, bus or peer output is ever produced.
 
 mod digest;
+mod history;
 mod io;
 mod peer;
 
@@ -25,6 +26,7 @@ use bytes::Bytes;
 
 use crate::frame::close_code;
 use crate::hash::{keyed_map, FixedMap, KeyedMap, KeyedState};
+use crate::history::{HistoryRules, MemoryHistory};
 use crate::ids::{shard_for, ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
 use crate::seed::Seed;
 use crate::shard::{Input as ShardInput, Report, Target};
@@ -72,6 +74,9 @@ pub struct NodeConfig {
     /// Secret seed of the keys of the router's name-keyed maps; runtimes pass the node's
     /// random seed. Default: a fixed, public seed.
     pub seed: Seed,
+    /// The rooms that keep history (in memory, numbered by this router); the shards'
+    /// [`Config::history`](crate::Config::history) must be the same. Default: none.
+    pub history: HistoryRules,
 }
 
 impl NodeConfig {
@@ -83,6 +88,7 @@ impl NodeConfig {
             mode: ClusterMode::Standalone,
             remote_timeout: Duration::from_secs(2),
             seed: Seed::default(),
+            history: HistoryRules::default(),
         }
     }
 }
@@ -190,6 +196,10 @@ pub struct Node {
     next_id: u64,
     outputs: VecDeque<Output>,
     stats: NodeStats,
+    /// The history of rooms with history; `None` when no room keeps any.
+    history: Option<MemoryHistory>,
+    /// When rooms whose history expired are next forgotten.
+    sweep_at: Option<Instant>,
 }
 
 const INTERNAL_IDS: u64 = 1 << 63;
@@ -199,7 +209,6 @@ impl Node {
     pub fn new(config: NodeConfig) -> Self {
         let keys = KeyedState::new(&config.seed);
         Self {
-            config,
             room_shards: keyed_map(&keys),
             user_shards: keyed_map(&keys),
             peers: BTreeSet::new(),
@@ -211,6 +220,10 @@ impl Node {
             next_id: INTERNAL_IDS,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
+            history: (!config.history.is_empty())
+                .then(|| MemoryHistory::new(config.history.clone(), &config.seed)),
+            sweep_at: None,
+            config,
         }
     }
 
@@ -315,6 +328,7 @@ impl Node {
 
     /// Answers every request whose deadline is at or before `now` with what has arrived.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.sweep_history(now);
         while let Some(&(at, id)) = self.deadlines.front() {
             if at > now {
                 break;
@@ -339,7 +353,11 @@ impl Node {
     /// a request already answered: calling early is harmless.)
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.front().map(|(at, _)| *at)
+        let request = self.deadlines.front().map(|(at, _)| *at);
+        match (request, self.sweep_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- internals -----
@@ -483,6 +501,10 @@ impl Node {
                     },
                 );
             }
+            Command::History { room, since, limit } => {
+                self.history_query(now, req, room, since, limit)
+            }
+            Command::Position { room } => self.position_query(now, req, room),
             Command::Leave { client, room } => {
                 let shard = self.owner_shard(client.as_str());
                 let id = self.start(now, origin, Stage::Count, 1, false);
@@ -509,6 +531,11 @@ impl Node {
         from: Option<ShardId>,
         forward: bool,
     ) {
+        if let Target::Room(room) = &target {
+            if forward && self.keeps_history(room.as_str()) {
+                return self.sequence(now, origin, room.clone(), frame);
+            }
+        }
         let skip = from.map(|s| s.0);
         let mut shards: Vec<u16> = Vec::new();
         let mut peers: Vec<NodeId> = Vec::new();
@@ -748,6 +775,7 @@ impl Node {
                     }
                 });
             }
+            Report::Recover { conn, room, since } => self.recover(now, conn, room, since),
             Report::RoomActive(room) => {
                 let shards = self.room_shards.entry(room.clone()).or_default();
                 let first = shards.is_empty();

@@ -117,6 +117,8 @@ impl Node {
                         }
                     }
                     Reply::Disconnected(yes) => p.delivered += u64::from(yes),
+                    // Never asked of a peer: history answers stay on their node.
+                    Reply::History(_) | Reply::Position(_) => {}
                 });
             }
             PeerMessage::Interest { room, active } => {

@@ -128,7 +128,7 @@ impl Shard {
         reference: Option<&str>,
     ) -> Result<(), (ErrorCode, String)> {
         match request {
-            ClientRequest::Join { room } => {
+            ClientRequest::Join { room, since } => {
                 self.check_room(&room)?;
                 self.check_allowed(slot, &room)?;
                 let in_rooms = self.conns.get(slot as usize).map_or(0, |c| c.rooms.len());
@@ -144,6 +144,10 @@ impl Shard {
                     ));
                 }
                 self.join_slot(slot, &room);
+                if self.config.history.covers(room.as_str()) {
+                    // `joined` and the ack come with the router's answer.
+                    return self.start_recovery(slot, conn, room, since, reference);
+                }
             }
             ClientRequest::Leave { room } => {
                 self.check_room(&room)?;
@@ -154,8 +158,12 @@ impl Shard {
                 self.check_allowed(slot, &room)?;
                 let from = self.client_of(slot);
                 let frame = protocol::message(Some(&room), Some(from.as_str()), &data);
+                let history = self.config.history.covers(&room);
                 let target = Target::Room(RoomName::from(room));
-                self.deliver(now, &target, &frame, None);
+                if !history {
+                    self.deliver(now, &target, &frame, None);
+                }
+                // A history room's publish is numbered by the router, which sends it here too.
                 self.report(Report::Route { target, frame });
             }
             ClientRequest::Emit { to, data } => {
@@ -202,7 +210,6 @@ impl Shard {
                 self.enqueue(now, slot, protocol::ack(reference));
             }
         }
-        let _ = conn;
         Ok(())
     }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
+use crate::history::{Recovery, Since};
 use crate::ids::{ClientId, ConnId, RequestId, RoomName, ShardId, UserId};
 use crate::protocol::ErrorCode;
 
@@ -111,6 +112,29 @@ pub enum Input {
         frame: Bytes,
         /// Answer with [`Report::Delivered`] when given.
         req: Option<RequestId>,
+    },
+    /// Deliver a message of a room with history, numbered by the router, to the room's
+    /// members here (a member whose join is still being answered gets it after the replay,
+    /// unless the replay held it).
+    Sequenced {
+        /// The room.
+        room: RoomName,
+        /// The message's offset.
+        offset: u64,
+        /// The finished `message` frame (with `offset` and `epoch`).
+        frame: Bytes,
+        /// Answer with [`Report::Delivered`] when given.
+        req: Option<RequestId>,
+    },
+    /// The router's answer to [`Report::Recover`]: send `joined`, the replay, then what was
+    /// held meanwhile.
+    Recovered {
+        /// The joining connection.
+        conn: ConnId,
+        /// The room.
+        room: RoomName,
+        /// The position, and the replay of a join with `since`.
+        recovery: Recovery,
     },
     /// Add the connection of `client` to `room`.
     Join {
@@ -220,6 +244,16 @@ pub enum Report {
         req: RequestId,
         /// Whether the client is connected on this shard.
         found: bool,
+    },
+    /// A connection joined a room with history (after [`Report::RoomActive`], when it was
+    /// the first here): answer with [`Input::Recovered`].
+    Recover {
+        /// The connection.
+        conn: ConnId,
+        /// The room.
+        room: RoomName,
+        /// Where the client left off (a join with `since`).
+        since: Option<Since>,
     },
     /// The first member of a room joined on this shard.
     RoomActive(RoomName),

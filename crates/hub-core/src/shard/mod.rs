@@ -15,6 +15,8 @@
 mod client;
 mod conn;
 mod io;
+mod membership;
+mod recovery;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -89,6 +91,8 @@ pub struct Shard {
     stats: ShardStats,
     ids: IdGenerator,
     shutting_down: bool,
+    /// Joins of history rooms the router has not answered yet.
+    holds: Vec<recovery::Hold>,
 }
 
 impl Shard {
@@ -121,6 +125,7 @@ impl Shard {
             stats: ShardStats::default(),
             ids,
             shutting_down: false,
+            holds: Vec::new(),
         })
     }
 
@@ -319,7 +324,9 @@ impl Shard {
             self.enqueue(now, slot, welcome);
         }
         for room in params.rooms {
-            self.join_slot(slot, &room);
+            if self.join_slot(slot, &room) && self.config.history.covers(room.as_str()) {
+                let _ = self.start_recovery(slot, id, room, None, None);
+            }
         }
         Ok(id)
     }
@@ -371,6 +378,22 @@ impl Shard {
                     self.report(Report::Delivered { req, count });
                 }
             }
+            Input::Sequenced {
+                room,
+                offset,
+                frame,
+                req,
+            } => {
+                let count = self.deliver_sequenced(now, room, offset, &frame);
+                if let Some(req) = req {
+                    self.report(Report::Delivered { req, count });
+                }
+            }
+            Input::Recovered {
+                conn,
+                room,
+                recovery,
+            } => self.finish_recovery(now, conn, room, recovery),
             Input::Join { target, room, req } => {
                 let mut count = 0;
                 if room.as_str().is_empty() || room.as_str().len() > self.config.max_name_len {
@@ -669,42 +692,6 @@ impl Shard {
         slots
     }
 
-    /// Adds `slot` to `room`; false when it already was a member or is at its room limit.
-    fn join_slot(&mut self, slot: u32, room: &RoomName) -> bool {
-        let Some(conn) = self.conns.get_mut(slot as usize) else {
-            return false;
-        };
-        if conn.state != ConnState::Open || conn.rooms.len() >= self.config.max_rooms_per_connection
-        {
-            return false;
-        }
-        match self.rooms.join(room, slot) {
-            Membership::Unchanged => false,
-            change => {
-                conn.rooms.push(room.clone());
-                if change == Membership::RoomCreated {
-                    self.report(Report::RoomActive(room.clone()));
-                }
-                true
-            }
-        }
-    }
-
-    /// Removes `slot` from `room`; false when it was not a member.
-    fn leave_slot(&mut self, slot: u32, room: &str) -> bool {
-        let Some(conn) = self.conns.get_mut(slot as usize) else {
-            return false;
-        };
-        let Some(pos) = conn.rooms.iter().position(|r| r.as_str() == room) else {
-            return false;
-        };
-        let name = conn.rooms.remove(pos);
-        if self.rooms.leave(room, slot) == Membership::RoomRemoved {
-            self.report(Report::RoomIdle(name));
-        }
-        true
-    }
-
     /// Takes an open connection out of every index, room and heartbeat timer; reports it gone.
     fn detach(&mut self, slot: u32, code: u16, report_down: bool) {
         let Some(conn) = self.conns.get_mut(slot as usize) else {
@@ -737,6 +724,7 @@ impl Shard {
         }
         self.ping_timers.cancel(slot);
         self.pong_timers.cancel(slot);
+        self.drop_holds(slot, None);
         self.stats.closed += 1;
         if report_down {
             self.report(Report::ClientDown {

@@ -693,3 +693,106 @@ fn generated_ids_carry_144_random_bits() {
     let b = other.open_with(OpenParams::default());
     assert_ne!(other.shard.connection(b).expect("open").client, id);
 }
+
+#[test]
+fn a_recovering_join_gets_joined_the_replay_then_what_was_held_once_each() {
+    use crate::history::{HistoryRule, HistoryRules, Position, Recovery};
+    let rule = HistoryRule::new("h:*", 10, Duration::from_secs(60)).expect("rule");
+    let mut h = Harness::new(Config {
+        history: HistoryRules::new(vec![rule]),
+        ..Config::default()
+    });
+    let a = h.open("a");
+    let b = h.open("b");
+    h.json_to(a);
+    h.json_to(b);
+    let numbered = |offset: u64| protocol::sequenced_message("h:1", None, offset, "e", "0");
+    // A publish to a history room is not delivered by the shard: the router numbers it.
+    h.text(a, r#"{"type":"join","room":"h:1"}"#);
+    h.text(a, r#"{"type":"publish","room":"h:1","data":1}"#);
+    assert!(h.json_to(a).is_empty(), "nothing before the router answers");
+    let reports = h.reports();
+    assert!(reports.iter().any(|r| matches!(r, Report::Route { .. })));
+    let recover = |since| Report::Recover {
+        conn: a,
+        room: RoomName::from("h:1"),
+        since,
+    };
+    assert!(reports.contains(&recover(None)), "{reports:?}");
+    // b rejoins with since 1 while 2..=4 go out live: 2 and 3 come before the answer.
+    h.text(
+        b,
+        r#"{"type":"join","room":"h:1","since":{"offset":1,"epoch":"e"},"ref":9}"#,
+    );
+    for offset in 2..=4 {
+        if offset == 4 {
+            let recovery = Recovery {
+                position: Position {
+                    offset: 3,
+                    epoch: "e".into(),
+                },
+                recovered: Some(true),
+                frames: vec![numbered(2), numbered(3)],
+            };
+            let room = RoomName::from("h:1");
+            h.input(Input::Recovered {
+                conn: b,
+                room,
+                recovery,
+            });
+        }
+        h.input(Input::Sequenced {
+            room: RoomName::from("h:1"),
+            offset,
+            frame: numbered(offset),
+            req: None,
+        });
+    }
+    let got = h.json_to(b);
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|v| format!("{}{}", v["type"].as_str().unwrap_or(""), v["offset"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["joined3", "acknull", "message2", "message3", "message4"]
+    );
+    assert_eq!(got[0]["recovered"], true);
+    assert_eq!(got[0]["ref"], 9);
+    // a's plain join was never answered here: its messages wait, then only 4 (after 3) goes.
+    let recovery = Recovery {
+        position: Position {
+            offset: 3,
+            epoch: "e".into(),
+        },
+        recovered: None,
+        frames: Vec::new(),
+    };
+    let room = RoomName::from("h:1");
+    h.input(Input::Recovered {
+        conn: a,
+        room,
+        recovery,
+    });
+    let got = h.json_to(a);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].get("recovered").is_none());
+    assert_eq!(
+        (got[0]["type"].as_str(), got[1]["offset"].as_u64()),
+        (Some("joined"), Some(4))
+    );
+    // A second join while one is being answered is refused; bad `since` too.
+    h.text(b, r#"{"type":"leave","room":"h:1"}"#);
+    h.text(
+        b,
+        r#"{"type":"join","room":"h:1","since":{"offset":1,"epoch":"e"}}"#,
+    );
+    h.text(b, r#"{"type":"join","room":"h:1","ref":1}"#);
+    h.text(
+        b,
+        r#"{"type":"join","room":"h:1","since":{"offset":"x"},"ref":2}"#,
+    );
+    let got = h.json_to(b);
+    let codes: Vec<&str> = got.iter().filter_map(|v| v["code"].as_str()).collect();
+    assert_eq!(codes, ["bad_request", "bad_request"], "{got:?}");
+}
