@@ -1,7 +1,8 @@
 // Drives the JavaScript client (crates/hub-edge/src/hubbub.js, served at /hubbub.js) from
 // Node against a real `hubbub serve` started here, with the `ws` package's WebSocket:
 // requests and their answers, two clients in a room, emits, a node killed and started again
-// on the same port, a node that stops answering (SIGSTOP), and a replaced connection.
+// on the same port, a node that stops answering (SIGSTOP), a replaced connection, and a
+// room with history recovered after a dropped connection (through a TCP proxy).
 //
 //   HUBBUB_BIN=/path/to/hubbub node --test client.test.mjs
 //
@@ -53,11 +54,12 @@ function freePort() {
   });
 }
 
-// Starts the node on `port` (a free one when absent) and waits for /healthz.
-async function startNode(port) {
+// Starts the node on `port` (a free one when absent), with `extra` flags, and waits for
+// /healthz.
+async function startNode(port, extra = []) {
   for (let attempt = 1; ; attempt++) {
     const p = port ?? (await freePort());
-    const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${p}`], {
+    const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${p}`, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, HUBBUB_LOG: process.env.HUBBUB_LOG || 'info' },
     });
@@ -141,8 +143,8 @@ async function apiDisconnect(to) {
   return res.json();
 }
 
-async function apiPublish(room, data) {
-  const res = await fetch(`http://127.0.0.1:${node.port}/api/publish`, {
+async function apiPublish(room, data, port = node.port) {
+  const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ room, data }),
@@ -386,6 +388,80 @@ test('no reconnect after 4003: the backend disconnected this client through the 
   await sleep(500);
   assert.ok(!kicked.events.some(([e]) => e === 'reconnecting'), JSON.stringify(kicked.events));
   assert.deepEqual(await online('kicked'), { online: false });
+});
+
+// A TCP proxy in front of `port`: cut() drops every connection through it; while `refusing`,
+// new connections are dropped at once (the client stays away).
+async function proxyTo(port) {
+  const socks = new Set();
+  const proxy = { refusing: false };
+  const server = net.createServer((down) => {
+    if (proxy.refusing) return down.destroy();
+    const up = net.connect(port, '127.0.0.1');
+    for (const s of [down, up]) {
+      socks.add(s);
+      s.on('close', () => socks.delete(s));
+      s.on('error', () => {});
+    }
+    down.pipe(up);
+    up.pipe(down);
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  proxy.port = server.address().port;
+  proxy.cut = () => { for (const s of socks) s.destroy(); };
+  proxy.close = () => { proxy.cut(); server.close(); };
+  return proxy;
+}
+
+test('history: a dropped client rejoins with since and gets exactly what it missed, in order; a lost history is a gap', async () => {
+  const flags = ['--history', 'h:*=100/10m'];
+  let hist = await startNode(undefined, flags);
+  const proxy = await proxyTo(hist.port);
+  try {
+    const a = client({ id: 'hist-a', backoff: { min: 50, max: 200 } }, `ws://127.0.0.1:${proxy.port}/ws`);
+    await next(a, 'welcome');
+    const joined = await a.join('h:room');
+    assert.equal(joined.offset, 0);
+    assert.equal(typeof joined.epoch, 'string');
+    const got = () => a.events.filter(([e, m]) => e === 'message' && m.room === 'h:room').map(([, m]) => m.data);
+    const gaps = () => a.events.filter(([e]) => e === 'gap').map(([, g]) => g);
+    for (const n of [1, 2]) await apiPublish('h:room', n, hist.port);
+    const second = await next(a, 'message', messageWith(2));
+    assert.deepEqual([second.offset, second.epoch], [2, joined.epoch]);
+
+    // Away while 3..5 are published; back through the proxy, the rejoin replays them.
+    proxy.refusing = true;
+    const lost = next(a, 'close');
+    proxy.cut();
+    await lost;
+    for (const n of [3, 4, 5]) await apiPublish('h:room', n, hist.port);
+    const rejoined = next(a, 'joined', (j) => j.room === 'h:room');
+    const fifth = next(a, 'message', messageWith(5));
+    proxy.refusing = false;
+    const j = await rejoined;
+    assert.deepEqual([j.recovered, j.offset], [true, 5]);
+    await fifth;
+    await apiPublish('h:room', 6, hist.port);
+    await next(a, 'message', messageWith(6));
+    assert.deepEqual(got(), [1, 2, 3, 4, 5, 6], 'every message once, in order');
+    assert.deepEqual(gaps(), []);
+
+    // The node restarts: its history (memory) is gone, so the rejoin is not recovered and
+    // the app hears of it as a gap.
+    const gap = next(a, 'gap');
+    await killNode(hist);
+    hist = await startNode(hist.port, flags);
+    const g = await gap;
+    assert.equal(g.reason, 'not_recovered');
+    assert.equal(g.after, 6);
+    assert.notEqual(g.epoch, joined.epoch);
+    a.close();
+  } finally {
+    proxy.close();
+    await killNode(hist, 'SIGTERM');
+  }
 });
 
 test('room offsets: the next one is delivered, a skipped one is a gap, a seen one a duplicate', () => {
