@@ -70,6 +70,7 @@ fn disconnect(from: &str, client: &str, code: u32) -> pb::PeerEnvelope {
                 op: Some(pb::request::Op::Disconnect(pb::Disconnect {
                     client: client.into(),
                     code,
+                    user: None,
                 })),
             })),
         }],

@@ -474,6 +474,7 @@ impl NodeDriver {
                     RemoteOp::Deliver { .. } => Reply::Delivered(u64::from(count)),
                     RemoteOp::Online { .. } => Reply::Online(yes.then(|| node.clone())),
                     RemoteOp::Disconnect { .. } => Reply::Disconnected(yes),
+                    RemoteOp::DisconnectUser { .. } => Reply::Delivered(u64::from(count)),
                 };
                 let message = PeerMessage::Reply { id, reply };
                 self.feed(Input::Peer {

@@ -112,6 +112,14 @@ pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
                     pb::request::Op::Disconnect(pb::Disconnect {
                         client: client.to_string(),
                         code: u32::from(*code),
+                        user: None,
+                    })
+                }
+                RemoteOp::DisconnectUser { user, code } => {
+                    pb::request::Op::Disconnect(pb::Disconnect {
+                        client: String::new(),
+                        code: u32::from(*code),
+                        user: Some(user.to_string()),
                     })
                 }
             };
@@ -163,13 +171,22 @@ pub fn message_from_pb(message: pb::PeerMessage) -> Result<PeerMessage, BadMessa
                 pb::request::Op::Online(l) => RemoteOp::Online {
                     client: ClientId::from(l.client),
                 },
-                pb::request::Op::Disconnect(d) => RemoteOp::Disconnect {
-                    client: ClientId::from(d.client),
-                    code: u16::try_from(d.code)
+                pb::request::Op::Disconnect(d) => {
+                    let code = u16::try_from(d.code)
                         .ok()
                         .filter(|code| close_code::peer_may_request(*code))
-                        .ok_or(BadMessage("close code not one a peer may ask for"))?,
-                },
+                        .ok_or(BadMessage("close code not one a peer may ask for"))?;
+                    match d.user {
+                        Some(user) => RemoteOp::DisconnectUser {
+                            user: UserId::from(user),
+                            code,
+                        },
+                        None => RemoteOp::Disconnect {
+                            client: ClientId::from(d.client),
+                            code,
+                        },
+                    }
+                }
             };
             Ok(PeerMessage::Request { id: request.id, op })
         }
@@ -246,6 +263,13 @@ mod tests {
                 op: RemoteOp::Disconnect {
                     client: "c".into(),
                     code: 4000,
+                },
+            },
+            PeerMessage::Request {
+                id: Some(4),
+                op: RemoteOp::DisconnectUser {
+                    user: "u".into(),
+                    code: 4003,
                 },
             },
             PeerMessage::Reply {
@@ -333,16 +357,19 @@ mod tests {
             })
         );
         for code in [0, 1000, 1005, 1008, 4001, 4008, 70000] {
-            let bad_code = pb::PeerMessage {
-                kind: Some(pb::peer_message::Kind::Request(pb::Request {
-                    id: None,
-                    op: Some(pb::request::Op::Disconnect(pb::Disconnect {
-                        client: "c".into(),
-                        code,
+            for user in [None, Some("u".to_owned())] {
+                let bad_code = pb::PeerMessage {
+                    kind: Some(pb::peer_message::Kind::Request(pb::Request {
+                        id: None,
+                        op: Some(pb::request::Op::Disconnect(pb::Disconnect {
+                            client: "c".into(),
+                            code,
+                            user,
+                        })),
                     })),
-                })),
-            };
-            assert!(message_from_pb(bad_code).is_err(), "close code {code}");
+                };
+                assert!(message_from_pb(bad_code).is_err(), "close code {code}");
+            }
         }
     }
 

@@ -27,6 +27,12 @@ pub enum Command {
         /// The client id.
         client: ClientId,
     },
+    /// Close every connection of `user` with 4003, on every node; replies
+    /// [`Reply::Delivered`] with how many were closed (Pusher's `terminate_connections`).
+    DisconnectUser {
+        /// The user id.
+        user: UserId,
+    },
     /// Deliver a finished frame to `target` on this node only (never forwarded); replies
     /// [`Reply::Delivered`]. For the unary node-to-node calls.
     DeliverLocal {
@@ -105,6 +111,14 @@ pub enum RemoteOp {
         client: ClientId,
         /// The close code: 4003 by the API or 4000 when replaced elsewhere; the router
         /// refuses any other (`close_code::peer_may_request`).
+        code: u16,
+    },
+    /// Close every connection of `user` on the receiving node with `code` (as for
+    /// `Disconnect`); answered with the count closed.
+    DisconnectUser {
+        /// The user id.
+        user: UserId,
+        /// The close code (see `Disconnect`).
         code: u16,
     },
 }

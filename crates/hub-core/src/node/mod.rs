@@ -18,6 +18,7 @@ mod digest;
 mod history;
 mod io;
 mod peer;
+mod users;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -488,6 +489,9 @@ impl Node {
                     client: client.clone(),
                 };
                 self.close_on_owner(now, origin, client, close_code::DISCONNECTED, stage);
+            }
+            Command::DisconnectUser { user } => {
+                self.close_user(now, origin, user, close_code::DISCONNECTED, true);
             }
             Command::Join { client, room } => {
                 let shard = self.owner_shard(client.as_str());

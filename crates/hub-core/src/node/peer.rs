@@ -100,7 +100,16 @@ impl Node {
                     RemoteOp::Disconnect { client, code } if close_code::peer_may_request(code) => {
                         self.close_on_owner(now, origin, client, code, Stage::DisconnectRemote)
                     }
+                    RemoteOp::DisconnectUser { user, code }
+                        if close_code::peer_may_request(code) =>
+                    {
+                        self.close_user(now, origin, user, code, false)
+                    }
                     // Any other close code is refused: nothing is closed.
+                    RemoteOp::DisconnectUser { .. } => {
+                        let id = self.start(now, origin, Stage::Count, 0, false);
+                        self.advance(now, id);
+                    }
                     RemoteOp::Disconnect { .. } => {
                         let id = self.start(now, origin, Stage::DisconnectRemote, 0, false);
                         self.advance(now, id);
