@@ -4,10 +4,13 @@
 //! - [`shard_ops`]: decodes a sequence of operations with `arbitrary`, drives one shard, and
 //!   checks it against a small reference model after every operation;
 //! - [`protocol_parse`]: the client protocol parser never panics, and what it accepts (and
-//!   requests built from sane strings) survives encoding and parsing again.
+//!   requests built from sane strings) survives encoding and parsing again;
+//! - [`cluster_ops`]: routing across two or three nodes under takeovers, cut links, crashes
+//!   and time, then every live node must agree on where each client is.
 //!
 //! Both panic on a broken invariant, which is what a fuzzer reports.
 
+pub use crate::fuzz_cluster::cluster_ops;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

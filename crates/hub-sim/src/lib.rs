@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod fuzz_cluster;
 pub mod fuzzing;
 mod node;
 mod rng;

@@ -238,6 +238,11 @@ impl Sim {
 
     // ----- clients -----
 
+    /// How many clients were ever connected (their keys are `0..client_count()`).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
     /// Connects client `client` to node `n`, on the shard that owns its id.
     pub fn connect(&mut self, n: usize, client: &str) -> Result<ClientKey, OpenError> {
         let params = OpenParams {

@@ -41,6 +41,7 @@
 //!   single read buffer for all its connections.
 //! * An idle [`ws::FrameDecoder`] (nothing pending) owns no heap allocation.
 
+pub mod fuzzing;
 pub mod host;
 pub mod http;
 pub mod server;
