@@ -264,6 +264,26 @@ impl Hub {
         self.inner.live.load(Ordering::Acquire)
     }
 
+    /// What the node's own listener answers to this upgrade request (tokens, origins, the
+    /// id rules, room names): the connection to open, or the refusal to send. For servers
+    /// that accept WebSocket upgrades themselves and hand them over ([`Hub::serve_conn`]).
+    pub fn admit(
+        &self,
+        head: &hub_wire::http::RequestHead,
+    ) -> Result<OpenParams, hub_wire::http::Response> {
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match self.inner.gate.decide(head, now_unix) {
+            hub_serve::Decision::Upgrade { params, .. } => Ok(params),
+            hub_serve::Decision::Respond(refusal) => Err(refusal),
+            _ => Err(hub_wire::server::error_response(
+                404,
+                "no WebSocket endpoint here",
+            )),
+        }
+    }
+
     /// Serves a WebSocket over a connection that was already upgraded elsewhere (the
     /// `101` response has been sent; the stream now carries frames), on runtime `rt`.
     /// Returns when the connection ends. The runtime adapters wrap this for their streams.

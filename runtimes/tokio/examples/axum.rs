@@ -1,56 +1,17 @@
-//! An axum service that mounts Hubbub at `/ws` next to its own routes: axum accepts the
-//! request, answers the upgrade, and hands the upgraded stream to the hub.
+//! An axum service that mounts Hubbub at `/ws` and `/ws/{room}` next to its own routes
+//! (`hubbub_tokio::axum::routes`): axum accepts the request, the node's own rules decide the
+//! upgrade (tokens, origins, ids), and the upgraded stream goes to the hub.
 //!
 //! ```sh
 //! cargo run -p hubbub-tokio --example axum -- 127.0.0.1:3000
 //! # then: websocat ws://127.0.0.1:3000/ws, and curl -XPOST 127.0.0.1:3000/announce -d hello
 //! ```
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::routing::post;
 use axum::Router;
-use hubbub_tokio::hub_core::{ClientProtocol, OpenParams};
-use hubbub_tokio::{Hub, ServeUpgraded, Server, Settings};
-use hyper_util::rt::TokioIo;
-
-/// Answers a WebSocket upgrade and gives the connection to the hub.
-async fn websocket(State(hub): State<Hub>, request: Request) -> Response {
-    let Some(key) = request
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|k| k.to_str().ok())
-    else {
-        return Response::builder()
-            .status(StatusCode::BAD_REQUEST)
-            .body(Body::from("expected a WebSocket upgrade"))
-            .unwrap_or_default();
-    };
-    let accept = hub_wire::http::websocket_accept(key);
-    let on_upgrade = hyper::upgrade::on(request);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                if let Err(e) = hub
-                    .serve_upgraded(TokioIo::new(upgraded), OpenParams::default())
-                    .await
-                {
-                    eprintln!("connection refused: {e}");
-                }
-            }
-            Err(e) => eprintln!("upgrade failed: {e}"),
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::empty())
-        .unwrap_or_default()
-}
+use hubbub_tokio::hub_core::ClientProtocol;
+use hubbub_tokio::{Hub, Server, Settings};
 
 /// The service's own route: publishes the request body to everyone.
 async fn announce(State(hub): State<Hub>, body: String) -> String {
@@ -82,9 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:3000".into());
     let hub = Server::start_embedded(Settings::default(), None, ClientProtocol::Json).await?;
     let app = Router::new()
-        .route("/ws", get(websocket))
         .route("/announce", post(announce))
-        .with_state(hub);
+        .with_state(hub.clone())
+        .merge(hubbub_tokio::axum::routes(hub));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("axum with Hubbub on http://{listen}: WebSocket at /ws, POST /announce");
     axum::serve(listener, app).await?;

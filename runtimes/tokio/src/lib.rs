@@ -7,10 +7,19 @@
 //!
 //! Embedding: [`Server::bind`] then [`Server::run`]; [`Hub`] emits, publishes and looks up;
 //! a [`Handler`] receives connect/message/disconnect/error callbacks;
-//! [`ServeUpgraded::serve_upgraded`] takes a stream that axum or hyper already upgraded.
+//! [`ServeUpgraded::serve_upgraded`] takes a stream that axum or hyper already upgraded;
+//! [`axum::routes`] (feature `axum`, on by default) is the WebSocket endpoint as axum routes.
 
+#[cfg(feature = "axum")]
+mod axum_routes;
 mod runtime;
 mod server;
+
+/// Hubbub's WebSocket endpoint in an axum application (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum {
+    pub use crate::axum_routes::{routes, upgrade};
+}
 
 pub use hub_node::{Handler, Hub, HubError, ServeError};
 pub use runtime::{IoConn, TcpConn, TokioReadiness, TokioRuntime};

@@ -192,3 +192,83 @@ async fn axum_upgraded_streams_join_the_hub() {
     };
     assert!(m.contains("from the service"));
 }
+
+/// Serves `app` on a free loopback port.
+async fn serve_axum(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The status line of a plain request.
+async fn status_of(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = vec![0; 512];
+    let n = stream.read(&mut answer).await.expect("read");
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_axum_routes_serve_the_client_protocol_merged_and_nested() {
+    let hub = Server::start_embedded(local(), None, ClientProtocol::Json)
+        .await
+        .expect("start");
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the service" }))
+        .merge(hubbub_tokio::axum::routes(hub.clone()))
+        .nest("/hub", hubbub_tokio::axum::routes(hub.clone()));
+    let addr = serve_axum(app).await;
+
+    let (mut a, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?id=a"))
+        .await
+        .expect("connect /ws");
+    let Some(Ok(Message::Text(welcome))) = a.next().await else {
+        panic!("welcome expected")
+    };
+    assert!(welcome.contains("\"id\":\"a\""), "{welcome}");
+    // `/ws/{room}` joins the room; nested under /hub it works the same.
+    let (mut b, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/hub/ws/lobby?id=b"))
+        .await
+        .expect("connect /hub/ws/lobby");
+    let Some(Ok(Message::Text(_welcome))) = b.next().await else {
+        panic!("welcome expected")
+    };
+    assert_eq!(hub.publish("lobby", "7").await, Ok(1));
+    let Some(Ok(Message::Text(m))) = b.next().await else {
+        panic!("message expected")
+    };
+    assert_eq!(m.as_str(), r#"{"type":"message","room":"lobby","data":7}"#);
+    // The application's own route, and a GET /ws that is no upgrade.
+    let plain = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert!(status_of(addr, plain).await.contains(" 200 "));
+    let not_upgrade = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert!(status_of(addr, not_upgrade).await.contains(" 400 "));
+}
+
+#[tokio::test]
+async fn the_axum_routes_apply_the_nodes_token_rules() {
+    let settings = Settings {
+        jwt_secret: Some("a-test-secret-that-is-32-bytes-long!".into()),
+        ..local()
+    };
+    let hub = Server::start_embedded(settings, None, ClientProtocol::Json)
+        .await
+        .expect("start");
+    let addr = serve_axum(hubbub_tokio::axum::routes(hub)).await;
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let status = status_of(addr, upgrade).await;
+    assert!(status.contains(" 401 "), "no token: {status}");
+    let with_bad_token = upgrade.replace("GET /ws ", "GET /ws?token=not.a.token ");
+    let status = status_of(addr, &with_bad_token).await;
+    assert!(status.contains(" 401 "), "bad token: {status}");
+}
