@@ -288,3 +288,51 @@ fn bad_history_values_stop_the_node_with_one_line_naming_the_flag() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--history"), "{stderr}");
 }
+
+/// `hubbub history` and `hubbub position` (the Rust client over the gRPC producer service).
+fn cli(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(hubbub_bin()).args(args).output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), value, stderr)
+}
+
+#[tokio::test]
+async fn grpc_and_the_cli_answer_history_and_position() {
+    let grpc = format!("127.0.0.1:{}", hubbub_tests::free_port());
+    let node = TestNode::start(&["--history", "h:*=5/10m", "--grpc-listen", &grpc]);
+    for i in 1..=6 {
+        publish(&node, "h:cli", json!({"n": i})).await;
+    }
+    let (code, position, stderr) = cli(&["position", "--server", &grpc, "h:cli"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(position["offset"], 6);
+    let epoch = position["epoch"].as_str().expect("epoch").to_owned();
+    let (code, page, stderr) = cli(&[
+        "history", "--server", &grpc, "h:cli", "--since", "3", "--epoch", &epoch, "--limit", "2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        page,
+        json!({"epoch": epoch, "offset": 6, "recovered": true,
+               "messages": [{"offset":4,"data":{"n":4}},{"offset":5,"data":{"n":5}}]})
+    );
+    let (_, page, _) = cli(&["history", "--server", &grpc, "h:cli"]);
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(5));
+    let (_, page, _) = cli(&[
+        "history", "--server", &grpc, "h:cli", "--since", "0", "--epoch", &epoch,
+    ]);
+    assert_eq!(
+        (
+            page["recovered"].as_bool(),
+            page["messages"].as_array().map(Vec::len)
+        ),
+        (Some(false), Some(0))
+    );
+    let (code, _, stderr) = cli(&["position", "--server", &grpc, "plain"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no history"), "{stderr}");
+    let (code, _, stderr) = cli(&["history", "--server", &grpc, "h:cli", "--since", "1"]);
+    assert_eq!(code, 2, "--since needs --epoch: {stderr}");
+}

@@ -29,7 +29,7 @@ pub(crate) fn check_key(
     }
 }
 
-fn name(field: &'static str, value: String) -> Result<String, Status> {
+pub(crate) fn name(field: &'static str, value: String) -> Result<String, Status> {
     if value.is_empty() || value.len() > 256 {
         return Err(Status::invalid_argument(format!(
             "{field} must be 1 to 256 bytes long"
@@ -189,6 +189,27 @@ impl pb::producer_server::Producer for ProducerService {
         Ok(Response::new(pb::StatsReply {
             json: self.api.stats_json().await,
         }))
+    }
+
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let command = crate::history::history_command(request.into_inner())?;
+        crate::history::history_reply(self.run(command).await?).map(Response::new)
+    }
+
+    async fn position(
+        &self,
+        request: Request<pb::PositionRequest>,
+    ) -> Result<Response<pb::PositionReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let room = name("room", request.into_inner().room)?;
+        let command = Command::Position {
+            room: RoomName::from(room),
+        };
+        crate::history::position_reply(self.run(command).await?).map(Response::new)
     }
 }
 

@@ -25,6 +25,7 @@
 mod driver;
 mod grpc;
 mod health;
+mod history;
 mod links;
 pub mod peer_auth;
 

@@ -124,6 +124,31 @@ impl Client {
         Ok(reply.online.then_some(reply.node))
     }
 
+    /// The kept messages of a room with history after `since` (offset and epoch), at most
+    /// `limit` (0: 100), oldest first; without `since`, the newest kept. `NOT_FOUND` for a
+    /// room without history.
+    pub async fn history(
+        &mut self,
+        room: &str,
+        since: Option<(u64, &str)>,
+        limit: u32,
+    ) -> Result<pb::HistoryReply, ClientError> {
+        let request = self.request(pb::HistoryRequest {
+            room: room.into(),
+            since: since.map(|(offset, _)| offset),
+            epoch: since.map(|(_, epoch)| epoch.to_owned()),
+            limit,
+        });
+        Ok(self.inner.history(request).await?.into_inner())
+    }
+
+    /// A room with history's last offset and epoch: `(offset, epoch)`.
+    pub async fn position(&mut self, room: &str) -> Result<(u64, String), ClientError> {
+        let request = self.request(pb::PositionRequest { room: room.into() });
+        let reply = self.inner.position(request).await?.into_inner();
+        Ok((reply.offset, reply.epoch))
+    }
+
     /// Closes client `id`'s connection (code 4003); whether one was closed.
     pub async fn disconnect(&mut self, id: &str) -> Result<bool, ClientError> {
         let request = self.request(pb::DisconnectRequest { to: id.into() });

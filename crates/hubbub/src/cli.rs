@@ -74,6 +74,29 @@ pub(crate) enum Command {
         /// The client id.
         id: String,
     },
+    /// The kept messages of ROOM (a room with --history), oldest first.
+    History {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The room.
+        room: String,
+        /// Only the messages after this offset (with --epoch).
+        #[arg(long, value_name = "OFFSET", requires = "epoch")]
+        since: Option<u64>,
+        /// The epoch --since belongs to.
+        #[arg(long, value_name = "EPOCH", requires = "since")]
+        epoch: Option<String>,
+        /// Most messages to print (1 to 1000).
+        #[arg(long, default_value = "100", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// The last offset and the epoch of ROOM (a room with --history).
+    Position {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The room.
+        room: String,
+    },
 }
 
 /// Which node a producer command talks to.

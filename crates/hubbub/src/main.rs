@@ -52,7 +52,9 @@ fn produce(command: cli::Command) -> ExitCode {
         | C::Publish { server, .. }
         | C::Broadcast { server, .. }
         | C::Online { server, .. }
-        | C::Disconnect { server, .. } => server,
+        | C::Disconnect { server, .. }
+        | C::History { server, .. }
+        | C::Position { server, .. } => server,
         C::Serve(_) => return ExitCode::from(2),
     };
     let data_ok = |d: &str| serde_json::from_str::<serde_json::Value>(d).is_ok();
@@ -93,6 +95,30 @@ fn produce(command: cli::Command) -> ExitCode {
                 None => json!({"online": false}),
             },
             C::Disconnect { id, .. } => json!({"disconnected": client.disconnect(id).await?}),
+            C::History {
+                room,
+                since,
+                epoch,
+                limit,
+                ..
+            } => {
+                let since = since.zip(epoch.as_deref());
+                let page = client.history(room, since, *limit).await?;
+                let messages: Vec<serde_json::Value> = page
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        let data: serde_json::Value =
+                            serde_json::from_str(&m.data).unwrap_or(serde_json::Value::Null);
+                        json!({"offset": m.offset, "data": data})
+                    })
+                    .collect();
+                json!({"epoch": page.epoch, "offset": page.offset, "recovered": page.recovered, "messages": messages})
+            }
+            C::Position { room, .. } => {
+                let (offset, epoch) = client.position(room).await?;
+                json!({"epoch": epoch, "offset": offset})
+            }
             C::Serve(_) => json!(null),
         };
         Ok::<_, hubbub_client::ClientError>(answer)
