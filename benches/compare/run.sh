@@ -7,7 +7,7 @@
 #                                          sweep, 2,000 idle connections; the table goes to
 #                                          $OUT/table.md only (WRITE=1 to write it anyway)
 #
-# What it does: builds `hubbub`, `hubbub-load` and `tt-chat-server` in release; installs the
+# What it does: builds `hubbub`, `hubbub-load`, `tt-chat-server` and `floor-server` in release; installs the
 # Node peers with `npm ci` from benches/compare/package-lock.json (nothing vendored; Debian's
 # redis-server is installed when missing); then, round after round, for every server in
 # turn, starts the server pinned to core 0 on free 127.0.0.1 ports, runs `hubbub-load`
@@ -28,8 +28,8 @@
 # run on a virtual machine), REPS of the sweep and idle scenarios (LOW_REPS >= REPS).
 #
 # Environment: QUICK, WRITE, REPS, LOW_REPS, SUBS, ROWS (comma list of row ids, default all:
-# hubbub,ws,uws,tt,tt4k,hubbub-x,socketio-x), OUT (results directory), CARGO_TARGET_DIR,
-# HUBBUB / LOAD / TT (prebuilt binaries: skips the build; BUILT_FROM then says what they
+# floor,hubbub,ws,uws,tt,tt4k,hubbub-x,socketio-x), OUT (results directory), CARGO_TARGET_DIR,
+# HUBBUB / LOAD / TT / FLOOR (prebuilt binaries: skips the build; BUILT_FROM then says what they
 # are), WAIT_QUIET (seconds to wait at most for other `hubbub-load` runs on this machine to
 # end, needing 60 quiet seconds; default 1500 for a full run, 0 for QUICK).
 set -euo pipefail
@@ -71,7 +71,7 @@ WARMUP=2
 PAYLOAD=64
 CPU_DELIVERIES=10000     # 1 msg/s to 10,000 subscribers
 LATENCY_DELIVERIES=50000
-ROWS=${ROWS:-hubbub,ws,uws,tt,tt4k,hubbub-x,socketio-x}
+ROWS=${ROWS:-floor,hubbub,ws,uws,tt,tt4k,hubbub-x,socketio-x}
 OUT=${OUT:-$HERE/out/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 LOG="$OUT/run.log"
@@ -160,14 +160,15 @@ gen() {
 cd "$ROOT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [[ -n ${HUBBUB:-} || -n ${LOAD:-} || -n ${TT:-} ]]; then
-    : "${HUBBUB:?set HUBBUB, LOAD and TT together}" "${LOAD:?}" "${TT:?}"
-    BUILT_FROM=${BUILT_FROM:-Binaries given: $HUBBUB, $LOAD, $TT}
+    : "${HUBBUB:?set HUBBUB, LOAD, TT and FLOOR together}" "${LOAD:?}" "${TT:?}" "${FLOOR:?}"
+    BUILT_FROM=${BUILT_FROM:-Binaries given: $HUBBUB, $LOAD, $TT, $FLOOR}
     BUILD="${BUILT_FROM%.}."
 else
     TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-    say "building hubbub, hubbub-load and tt-chat-server (release, $TARGET)"
-    CARGO_TARGET_DIR=$TARGET cargo build --release -q -p hubbub -p hubbub-load -p tt-chat-server
+    say "building hubbub, hubbub-load, tt-chat-server and floor-server (release, $TARGET)"
+    CARGO_TARGET_DIR=$TARGET cargo build --release -q -p hubbub -p hubbub-load -p tt-chat-server -p floor-server
     HUBBUB=$TARGET/release/hubbub LOAD=$TARGET/release/hubbub-load TT=$TARGET/release/tt-chat-server
+    FLOOR=$TARGET/release/floor-server
     REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     DIRTY=$( (git status --porcelain -- crates runtimes benches/compare Cargo.toml Cargo.lock 2>/dev/null || true) | head -n 1)
     BUILD="Built from commit $REV${DIRTY:+ with uncommitted changes} (release profile)."
@@ -228,6 +229,12 @@ start_row() {
         NODE_PID=$STARTED_PID; SERVER_PIDS=("$NODE_PID")
         wait_port "$p" "$NODE_PID" || return 1
         SUB_URL=ws://127.0.0.1:$p/ PUB_URL=$SUB_URL ;;
+    floor)
+        read -r p < <(free_ports 1)
+        start floor "$FLOOR" --listen "127.0.0.1:$p"
+        NODE_PID=$STARTED_PID; SERVER_PIDS=("$NODE_PID")
+        wait_port "$p" "$NODE_PID" || return 1
+        SUB_URL=ws://127.0.0.1:$p/ PUB_URL=$SUB_URL PROTO=broadcast ;;
     tt | tt4k)
         read -r p < <(free_ports 1)
         local flags=()
@@ -278,6 +285,7 @@ start_row_retry() {
 
 row_label() {
     case $1 in
+    floor) echo "Floor: one epoll loop, no protocol" ;;
     hubbub) echo "Hubbub (1 node, 1 shard)" ;;
     ws) echo "Node ws (broadcast loop)" ;;
     uws) echo "uWebSockets.js pub/sub" ;;
@@ -289,6 +297,7 @@ row_label() {
 }
 row_what() {
     case $1 in
+    floor) echo "\`floor-server\` (\`benches/compare/floor\`): one mio/epoll loop that answers the upgrade from its key and writes each text frame, framed once, to every socket with one \`write\` each; no rooms, queues or JSON. What the kernel alone costs: the other rows' CPU is also given as a multiple of it." ;;
     hubbub) echo "\`hubbub serve --shards 1\` of this repository; subscribers join the room at \`/ws/bench\`, the publisher sends \`publish\` frames, members get \`message\` frames." ;;
     ws) echo "\`benches/compare/servers/ws-broadcast.js\`: every text message is sent on to every open client (the ws README's broadcast loop, the publisher included); without the optional bufferutil and utf-8-validate add-ons." ;;
     uws) echo "\`benches/compare/servers/uws-pubsub.js\`: join = \`ws.subscribe(room)\`, publish = \`app.publish(room, data)\`; the package's native binary for this Node (the pure-JS fallback is refused); uWS defaults otherwise (64 KiB backpressure limit: slower subscribers are skipped, which counts as loss)." ;;

@@ -149,13 +149,23 @@ def build(out_dir):
         sys.exit(f"table.py: no meta.json in {out_dir}")
     rows = []
     notes = []
-    for row in meta["rows"]:
-        name = row["id"]
-        reps = []
+
+    def reps_of(name):
+        found = []
         for i in range(1, meta.get("low_reps", meta["reps"]) + 1):
             d = os.path.join(out_dir, name, f"rep{i}")
             if os.path.isdir(d):
-                reps.append(per_rep(d, meta, with_sweep=i <= meta["reps"]))
+                found.append(per_rep(d, meta, with_sweep=i <= meta["reps"]))
+        return found
+
+    # The floor row (one epoll loop, no protocol): every CPU figure is also shown as a
+    # multiple of it.
+    floor = None
+    if any(row["id"] == "floor" for row in meta["rows"]):
+        floor = median([r.get("cpu") for r in reps_of("floor")])
+    for row in meta["rows"]:
+        name = row["id"]
+        reps = reps_of(name)
         get = lambda k: [r.get(k) for r in reps]  # noqa: E731
         hi = median(get("highest"))
         hi_txt = rate(hi) if hi is not None else "none held"
@@ -168,6 +178,9 @@ def build(out_dir):
         if reps and any(r.get("lat_held") is False for r in reps):
             lat_txt += " (not held)"
         cpu = median(get("cpu"))
+        cpu_txt = f"{cpu:.2f}" if cpu is not None else "–"
+        if cpu is not None and floor:
+            cpu_txt += f" ({cpu / floor:.1f}× floor)"
         idle = median(get("idle"))
         idle_txt = f"{idle:.1f}" if idle is not None else "–"
         fails = [r for r in reps if r.get("idle_failed")]
@@ -175,7 +188,7 @@ def build(out_dir):
             idle_txt += f" ({fails[0]['idle_ok']:,} of {fails[0]['idle_requested']:,} opened)"
         rows.append(
             f"| {row['label']} | `{row['protocol']}` | {hi_txt} | {lat_txt} | {last_txt} "
-            f"| {f'{cpu:.2f}' if cpu is not None else '–'} | {idle_txt} |"
+            f"| {cpu_txt} | {idle_txt} |"
         )
         stops = [r.get("stop") for r in reps if r.get("stop")]
         his = [rate(r["highest"]) for r in reps if r.get("highest") is not None]
