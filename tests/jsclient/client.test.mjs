@@ -319,6 +319,25 @@ test('after the node is killed and started again, clients reconnect and rejoin b
   b.close();
 });
 
+test('several endpoints: a client whose node is gone comes back on the next one', async () => {
+  // The first endpoint has nothing listening: the client moves on to the node under test.
+  const dead = `ws://127.0.0.1:${await freePort()}/ws`;
+  const c = client({ id: 'failover', backoff: { min: 20, max: 50 } }, [dead, `ws://127.0.0.1:${node.port}/ws`]);
+  const welcome = await next(c, 'welcome');
+  assert.equal(welcome.id, 'failover');
+  assert.ok(c.events.some(([e]) => e === 'reconnecting'), JSON.stringify(c.events));
+  await c.join('failover-room');
+  const got = next(c, 'message', messageWith('here'));
+  const res = await fetch(`http://127.0.0.1:${node.port}/api/publish`, {
+    method: 'POST',
+    body: JSON.stringify({ room: 'failover-room', data: 'here' }),
+    signal: AbortSignal.timeout(WAIT),
+  });
+  assert.deepEqual(await res.json(), { delivered: 1 });
+  await got;
+  c.close();
+});
+
 test('a node that stops answering is noticed by the ping heartbeat, and the client comes back', async () => {
   // One connection attempt at a time while the node is stopped (connectTimeout), so that no
   // stale attempt replaces the live connection when the node resumes.

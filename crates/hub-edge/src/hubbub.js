@@ -15,7 +15,9 @@
 //
 // connect(url, options) returns a Client that connects at once and keeps reconnecting.
 //   url: the node's WebSocket endpoint: ws:, wss:, or http:/https: (turned into ws:/wss:);
-//     in a browser it may be relative to the page ("/ws", the default there).
+//     in a browser it may be relative to the page ("/ws", the default there). An array of
+//     endpoints (the nodes of a cluster) is tried in turn: every reconnect moves to the
+//     next one, so clients of a node that died come back on the others.
 //   options.id: the client id. Without one the node picks it, and the client keeps the id
 //     of its first welcome across reconnects (unless it connects with a token).
 //   options.user: the user id (nodes without a JWT secret).
@@ -143,7 +145,8 @@ function ms(value, fallback) {
 /** A connection to a Hubbub node that reconnects by itself; made by {@link connect}. */
 export class Client {
   #WS;
-  #url;
+  #urls; // the endpoints, tried in turn
+  #at = 0; // the one in use
   #token;
   #user;
   #fixedId;
@@ -173,7 +176,9 @@ export class Client {
       throw new TypeError("hubbub: no WebSocket here: pass options.WebSocket (e.g. the ws package's)");
     }
     this.#WS = WS;
-    this.#url = wsUrl(url);
+    const urls = Array.isArray(url) ? url : [url];
+    if (urls.length === 0) throw new TypeError("hubbub: no url");
+    this.#urls = urls.map(wsUrl);
     this.#token = options.token;
     this.#user = options.user == null ? null : String(options.user);
     this.#fixedId = options.id != null;
@@ -290,7 +295,7 @@ export class Client {
       }
       if (this.state === "closed") return;
     }
-    const u = new URL(this.#url);
+    const u = new URL(this.#urls[this.#at]);
     // Under a JWT the id comes from the token: a remembered id would be refused.
     if (this.id != null && (this.#fixedId || token == null)) u.searchParams.set("id", this.id);
     if (this.#user != null) u.searchParams.set("user", this.#user);
@@ -523,6 +528,7 @@ export class Client {
     const { min, max } = this.#backoff;
     const delay = Math.round(Math.min(max, min * 2 ** this.#tries) * (0.5 + Math.random() / 2));
     this.#tries = Math.min(this.#tries + 1, 30);
+    this.#at = (this.#at + 1) % this.#urls.length;
     this.state = "reconnecting";
     this.#emit("reconnecting", { attempt: this.#tries, delay });
     this.#retry = setTimeout(() => this.#open(), delay);
