@@ -298,7 +298,10 @@ fn deliver(target: pb::target::Kind, content: pb::Content) -> pb::PeerMessage {
         kind: Some(pb::peer_message::Kind::Request(pb::Request {
             id: None,
             op: Some(pb::request::Op::Deliver(pb::Deliver {
-                target: Some(pb::Target { kind: Some(target) }),
+                target: Some(pb::Target {
+                    kind: Some(target),
+                    except: None,
+                }),
                 content: Some(content),
             })),
         })),
@@ -310,6 +313,8 @@ fn content(from: Option<&str>, data: &[u8]) -> pb::Content {
         room: None,
         from: from.map(str::to_owned),
         data: data.to_vec().into(),
+        pusher_event: None,
+        pusher_user_id: None,
     }
 }
 

@@ -25,6 +25,27 @@ pub enum ClientProtocol {
     /// No protocol: every message becomes an [`Event::Message`](crate::Event::Message) for the
     /// embedding application to answer.
     Raw,
+    /// The Pusher Channels protocol, spoken by a layer above the shard: text messages become
+    /// [`Event::Message`](crate::Event::Message)s for it (binary frames close with 1003), no
+    /// `welcome` is sent, generated client ids are Pusher socket ids (`"N.M"`), and the
+    /// shard's own close codes are Pusher's ([`ClientProtocol::close_code`]).
+    Pusher,
+}
+
+impl ClientProtocol {
+    /// The close code a connection of this protocol gets for the shard's `code`: Pusher
+    /// clients read 4000-4099 as "do not reconnect", so a heartbeat timeout is 4201 (pong
+    /// not received), a slow consumer 4100 (over capacity: back off) and a replaced
+    /// connection 4200 (reconnect); other protocols keep Hubbub's codes.
+    pub fn close_code(self, code: u16) -> u16 {
+        use crate::frame::close_code as c;
+        match (self, code) {
+            (Self::Pusher, c::HEARTBEAT_TIMEOUT) => 4201,
+            (Self::Pusher, c::SLOW_CONSUMER) => 4100,
+            (Self::Pusher, c::REPLACED) => 4200,
+            _ => code,
+        }
+    }
 }
 
 /// Settings shared by every shard of a node. `Config::default()` is a safe single node.

@@ -176,6 +176,19 @@ impl IdGenerator {
         }
         id
     }
+
+    /// A fresh Pusher socket id, `"N.M"`: two random decimal numbers of up to 16 digits
+    /// each (106 random bits), the shape Pusher's SDKs check (`^\d+\.\d+$`).
+    pub fn next_socket_id(&mut self) -> String {
+        const LIMIT: u64 = 10_000_000_000_000_000;
+        let mut half = || {
+            let mut bytes = [0u8; 8];
+            self.rng.fill_bytes(&mut bytes);
+            u64::from_le_bytes(bytes) % LIMIT
+        };
+        let (a, b) = (half(), half());
+        format!("{a}.{b}")
+    }
 }
 
 #[cfg(test)]

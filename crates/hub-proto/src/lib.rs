@@ -40,13 +40,27 @@ pub const MAX_NAME_LEN: usize = 256;
 /// The content of a `message` frame this node built, for another node; `None` for any other
 /// frame (it cannot leave the node). The data is shared with the frame, not copied.
 pub fn content_of(frame: &Bytes) -> Option<pb::Content> {
-    let parts = protocol::message_parts(frame)?;
+    if let Some(parts) = protocol::message_parts(frame) {
+        return Some(pb::Content {
+            room: parts.room,
+            from: parts.from,
+            data: parts.data,
+            pusher_event: None,
+            pusher_user_id: None,
+        });
+    }
+    let parts = hub_pusher::frame::event_parts(frame)?;
     Some(pb::Content {
-        room: parts.room,
-        from: parts.from,
+        room: Some(parts.channel),
+        from: None,
         data: parts.data,
+        pusher_event: Some(parts.event),
+        pusher_user_id: parts.user_id,
     })
 }
+
+/// Longest Pusher event name a peer's content may carry (Pusher's limit).
+pub const MAX_PUSHER_EVENT_LEN: usize = 200;
 
 /// Checks a peer's content and builds the `message` frame clients get: `data` must be one
 /// JSON value (UTF-8), `room` and `from` 1 to [`MAX_NAME_LEN`] bytes.
@@ -63,6 +77,27 @@ pub fn frame_from_content(content: Option<pb::Content>) -> Result<Bytes, BadMess
     if !protocol::is_json(data) {
         return Err(BadMessage("data not one JSON value"));
     }
+    if let Some(event) = &content.pusher_event {
+        let channel = content.room.as_deref().unwrap_or_default();
+        if hub_pusher::parse_channel(channel).is_err() {
+            return Err(BadMessage("Pusher channel name not valid"));
+        }
+        if event.is_empty() || event.len() > MAX_PUSHER_EVENT_LEN {
+            return Err(BadMessage("Pusher event name not 1 to 200 bytes long"));
+        }
+        if content.from.is_some() || !name_ok(&content.pusher_user_id) {
+            return Err(BadMessage("Pusher event with a sender or a bad user id"));
+        }
+        return Ok(hub_pusher::frame::event(
+            event,
+            channel,
+            data,
+            content.pusher_user_id.as_deref(),
+        ));
+    }
+    if content.pusher_user_id.is_some() {
+        return Err(BadMessage("user id without a Pusher event"));
+    }
     Ok(protocol::message(
         content.room.as_deref(),
         content.from.as_deref(),
@@ -76,16 +111,41 @@ fn target_to_pb(target: &Target) -> Option<pb::Target> {
         Target::Client(c) => Kind::Client(c.to_string()),
         Target::User(u) => Kind::User(u.to_string()),
         Target::Room(r) => Kind::Room(r.to_string()),
+        Target::RoomExcept { room, except } => {
+            return Some(pb::Target {
+                kind: Some(Kind::Room(room.to_string())),
+                except: Some(except.to_string()),
+            })
+        }
         Target::All => Kind::All(true),
         // A connection id means nothing on another node.
         Target::Conn(_) => return None,
     };
-    Some(pb::Target { kind: Some(kind) })
+    Some(pb::Target {
+        kind: Some(kind),
+        except: None,
+    })
 }
 
 fn target_from_pb(target: Option<pb::Target>) -> Result<Target, BadMessage> {
     use pb::target::Kind;
-    match target.and_then(|t| t.kind) {
+    let target = target.ok_or(BadMessage("target missing"))?;
+    match (target.kind, target.except) {
+        (Some(Kind::Room(_)), Some(except)) if except.is_empty() || except.len() > MAX_NAME_LEN => {
+            Err(BadMessage("exclusion not 1 to 256 bytes long"))
+        }
+        (Some(Kind::Room(room)), Some(except)) => Ok(Target::RoomExcept {
+            room: RoomName::from(room),
+            except: ClientId::from(except),
+        }),
+        (_, Some(_)) => Err(BadMessage("an exclusion without a room target")),
+        (kind, None) => target_kind(kind),
+    }
+}
+
+fn target_kind(kind: Option<pb::target::Kind>) -> Result<Target, BadMessage> {
+    use pb::target::Kind;
+    match kind {
         Some(Kind::Client(c)) => Ok(Target::Client(ClientId::from(c))),
         Some(Kind::User(u)) => Ok(Target::User(UserId::from(u))),
         Some(Kind::Room(r)) => Ok(Target::Room(RoomName::from(r))),
@@ -260,6 +320,23 @@ mod tests {
             },
             PeerMessage::Request {
                 id: None,
+                op: RemoteOp::Deliver {
+                    target: Target::RoomExcept {
+                        room: hub_pusher::room_name("app", "presence-a"),
+                        except: "1.2".into(),
+                    },
+                    frame: hub_pusher::frame::event("client-x", "presence-a", "{}", Some("u")),
+                },
+            },
+            PeerMessage::Request {
+                id: None,
+                op: RemoteOp::Deliver {
+                    target: Target::Room(hub_pusher::room_name("app", "news")),
+                    frame: hub_pusher::frame::event("e", "news", r#""{\"x\":1}""#, None),
+                },
+            },
+            PeerMessage::Request {
+                id: None,
                 op: RemoteOp::Disconnect {
                     client: "c".into(),
                     code: 4000,
@@ -318,12 +395,46 @@ mod tests {
         };
         let all = Some(pb::Target {
             kind: Some(pb::target::Kind::All(true)),
+            except: None,
         });
         let content = |room: Option<&str>, from: Option<&str>, data: &[u8]| pb::Content {
             room: room.map(str::to_owned),
             from: from.map(str::to_owned),
             data: Bytes::copy_from_slice(data),
+            pusher_event: None,
+            pusher_user_id: None,
         };
+        let all_except = Some(pb::Target {
+            kind: Some(pb::target::Kind::All(true)),
+            except: Some("c".into()),
+        });
+        let one = Some(content(None, None, b"1"));
+        assert!(message_from_pb(deliver(all_except, one)).is_err());
+        let pusher = |channel: &str, event: &str, user: Option<&str>| pb::Content {
+            pusher_event: Some(event.to_owned()),
+            pusher_user_id: user.map(str::to_owned),
+            ..content(Some(channel), None, b"{}")
+        };
+        for bad in [
+            pusher("a b", "e", None),
+            pusher("", "e", None),
+            pusher("c", "", None),
+            pusher("c", &"e".repeat(201), None),
+            pusher("c", "e", Some("")),
+            pb::Content {
+                from: Some("x".into()),
+                ..pusher("c", "e", None)
+            },
+            pb::Content {
+                pusher_user_id: Some("u".into()),
+                ..content(None, None, b"1")
+            },
+        ] {
+            assert!(
+                message_from_pb(deliver(all.clone(), Some(bad.clone()))).is_err(),
+                "{bad:?}"
+            );
+        }
         assert!(message_from_pb(deliver(None, Some(content(None, None, b"1")))).is_err());
         assert!(
             message_from_pb(deliver(all.clone(), None)).is_err(),

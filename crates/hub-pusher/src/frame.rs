@@ -81,6 +81,62 @@ pub fn event(event: &str, channel: &str, data: &str, user_id: Option<&str>) -> B
     frame::text(&event_json(event, channel, data, user_id))
 }
 
+/// What an event frame says: the content another node needs to build the same frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventParts {
+    /// The event name.
+    pub event: String,
+    /// The channel.
+    pub channel: String,
+    /// The payload, JSON text (a slice of the frame: no copy).
+    pub data: Bytes,
+    /// The sending member's user id (client events on presence channels).
+    pub user_id: Option<String>,
+}
+
+/// The parts of a frame that [`event`] built, or `None` for any other frame. Costs
+/// O(event + channel + data): the payload is scanned once to find where it ends.
+pub fn event_parts(frame: &Bytes) -> Option<EventParts> {
+    use serde_json::value::RawValue;
+    if frame.first() != Some(&0x81) {
+        return None;
+    }
+    let payload = frame::payload_of(frame);
+    if payload.last() != Some(&b'}') {
+        return None;
+    }
+    // A JSON value starting at `at` after `key`, and where it ends.
+    let string_at = |at: usize, key: &[u8]| -> Option<(String, usize)> {
+        let rest = payload.get(at..)?.strip_prefix(key)?;
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<String>();
+        let value = values.next()?.ok()?;
+        Some((value, at + key.len() + values.byte_offset()))
+    };
+    let (event, at) = string_at(0, br#"{"event":"#)?;
+    let (channel, at) = string_at(at, br#","channel":"#)?;
+    let data_at = at + 8;
+    let rest = payload.get(at..)?.strip_prefix(br#","data":"#)?;
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
+    values.next()?.ok()?;
+    let data_end = data_at + values.byte_offset();
+    let user_id = match payload.get(data_end..)? {
+        b"}" => None,
+        _ => {
+            let (user, end) = string_at(data_end, br#","user_id":"#)?;
+            if end + 1 != payload.len() {
+                return None;
+            }
+            Some(user)
+        }
+    };
+    Some(EventParts {
+        event,
+        channel,
+        data: payload.slice(data_at..data_end),
+        user_id,
+    })
+}
+
 /// `pusher:connection_established` with the socket id and the activity timeout in seconds.
 pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> Bytes {
     let mut inner = Vec::with_capacity(48 + socket_id.len());
@@ -256,6 +312,45 @@ mod tests {
         let f = event("client-x", "presence-a", r#"{"b":[2]}"#, Some("u\"1"));
         assert_eq!(json(&f)["user_id"], "u\"1");
         assert_eq!(data(&f)["b"][0], 2);
+    }
+
+    #[test]
+    fn event_frames_come_apart_into_what_built_them() {
+        let long = format!("[{}0]", "0,".repeat(10_000));
+        let cases: [(&str, &str, &str, Option<&str>); 4] = [
+            ("e", "news", r#""{\"a\":\"}\"}""#, None),
+            (
+                "client-\"x",
+                "presence-a",
+                r#"{"user_id":"no"}"#,
+                Some("u\"1"),
+            ),
+            ("e", "c", &long, None),
+            ("e", "c", "null", Some("")),
+        ];
+        for (name, channel, data, user) in cases {
+            let f = event(name, channel, data, user);
+            let parts = event_parts(&f).expect("an event frame");
+            assert_eq!(parts.event, name);
+            assert_eq!(parts.channel, channel);
+            assert_eq!(&parts.data[..], data.as_bytes());
+            assert_eq!(parts.user_id.as_deref(), user);
+        }
+        for other in [
+            pong(),
+            error(Some(4001), "x"),
+            subscription_succeeded("a"),
+            frame::text(br#"{"event":"e","channel":"c","data":1,"x":2}"#),
+            frame::text(br#"{"event":"e","channel":"c","data":1"#),
+            frame::binary(br#"{"event":"e","channel":"c","data":1}"#),
+            Bytes::new(),
+        ] {
+            let parts = event_parts(&other);
+            assert!(
+                parts.is_none() || other == subscription_succeeded("a"),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

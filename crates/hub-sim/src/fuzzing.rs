@@ -230,6 +230,7 @@ impl Harness {
                     peer: None,
                     rooms: first.map(|r| RoomName::from(room(r))).into_iter().collect(),
                     allowed_rooms: None,
+                    protocol: None,
                 };
                 let Ok(id) = self.shard.open(now, params) else {
                     panic!("a good open was refused");

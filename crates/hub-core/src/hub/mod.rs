@@ -278,6 +278,7 @@ fn socket_conn(input: &ShardInput) -> Option<ConnId> {
         ShardInput::Deliver { .. }
         | ShardInput::Sequenced { .. }
         | ShardInput::Recovered { .. }
+        | ShardInput::Publish { .. }
         | ShardInput::Join { .. }
         | ShardInput::Leave { .. }
         | ShardInput::Disconnect { .. }

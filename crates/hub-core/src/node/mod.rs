@@ -570,7 +570,10 @@ impl Node {
                     peers.extend(self.peers.iter().cloned());
                 }
             }
-            Target::Room(room) => {
+            // The exclusion travels with the target to shards and peers. Over the Redis bus
+            // only the room does: the excluded connection is then reached only where the
+            // target is checked (this node's shards and gRPC peers).
+            Target::Room(room) | Target::RoomExcept { room, .. } => {
                 shards.extend(
                     self.room_shards
                         .get(room.as_str())

@@ -30,7 +30,11 @@ impl Shard {
             );
             return;
         }
-        if self.config.client_protocol == ClientProtocol::Raw {
+        let protocol = self
+            .conns
+            .get(slot as usize)
+            .map_or(self.config.client_protocol, |c| c.protocol);
+        if protocol == ClientProtocol::Raw || (protocol == ClientProtocol::Pusher && !binary) {
             self.outputs
                 .push_back(Output::Event(Event::Message { conn, data, binary }));
             return;

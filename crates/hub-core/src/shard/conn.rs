@@ -1,5 +1,6 @@
 //! One connection's state inside a shard.
 
+use crate::config::ClientProtocol;
 use crate::ids::{ClientId, ConnId, RoomName, UserId};
 use crate::queue::SendQueue;
 
@@ -26,6 +27,8 @@ pub(crate) struct Conn {
     /// Whether a ping went out that no traffic has answered yet (its deadline is in the
     /// shard's pong timers).
     pub(crate) ping_unanswered: bool,
+    /// The protocol the connection speaks.
+    pub(crate) protocol: ClientProtocol,
     /// The only rooms the client may join and publish to; `None`: every room.
     pub(crate) allowed_rooms: Option<Box<RoomAllowList>>,
 }
@@ -52,6 +55,7 @@ impl Conn {
         client: ClientId,
         user: Option<UserId>,
         allowed_rooms: Option<Vec<RoomName>>,
+        protocol: ClientProtocol,
     ) -> Self {
         Self {
             id,
@@ -63,6 +67,7 @@ impl Conn {
             state: ConnState::Open,
             ready: false,
             ping_unanswered: false,
+            protocol,
         }
     }
 }

@@ -19,6 +19,14 @@ pub enum Target {
     User(UserId),
     /// Every member of this room.
     Room(RoomName),
+    /// Every member of this room but the connection of one client id (a sender that must
+    /// not get its own message back, wherever the delivery is routed).
+    RoomExcept {
+        /// The room.
+        room: RoomName,
+        /// The client left out.
+        except: ClientId,
+    },
     /// Every connection.
     All,
 }
@@ -37,6 +45,9 @@ pub struct OpenParams {
     /// The only rooms the client may join and publish to (a token's `rooms` claim); `None`
     /// allows every room. Joins in `rooms` are the server's own and are not checked.
     pub allowed_rooms: Option<Vec<RoomName>>,
+    /// The connection's protocol, when it differs from the node's
+    /// ([`Config::client_protocol`](crate::Config::client_protocol)).
+    pub protocol: Option<crate::config::ClientProtocol>,
 }
 
 /// Why a connection could not be opened.
@@ -135,6 +146,14 @@ pub enum Input {
         room: RoomName,
         /// The position, and the replay of a join with `since`.
         recovery: Recovery,
+    },
+    /// Deliver an encoded frame to local targets and route it beyond this shard (other
+    /// shards, other nodes), as a client's publish is: for protocol layers above the shard.
+    Publish {
+        /// Who gets it.
+        target: Target,
+        /// The finished server frame, shared by every recipient.
+        frame: Bytes,
     },
     /// Add the connection of `client` to `room`.
     Join {

@@ -14,6 +14,7 @@
 
 mod client;
 mod conn;
+mod delivery;
 mod io;
 mod membership;
 mod recovery;
@@ -24,11 +25,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::config::{Config, ConfigError, OverflowPolicy};
+use crate::config::{Config, ConfigError};
 use crate::frame::{self, close_code};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
 use crate::ids::{shard_for, ClientId, ConnId, IdGenerator, RoomName, ShardId, UserId};
-use crate::queue::QueueFull;
 use crate::rooms::{Membership, RoomIndex};
 use crate::stats::ShardStats;
 use crate::timers::DeadlineList;
@@ -253,6 +253,7 @@ impl Shard {
                 max,
             });
         }
+        let protocol = params.protocol.unwrap_or(self.config.client_protocol);
         let client = match params.client {
             Some(client) => {
                 if !name_ok(client.as_str()) {
@@ -267,7 +268,7 @@ impl Shard {
                 }
                 client
             }
-            None => self.generate_client_id(),
+            None => self.generate_client_id(protocol),
         };
         if let Some(&old) = self.clients.get(client.as_str()) {
             self.stats.replaced += 1;
@@ -296,6 +297,7 @@ impl Shard {
             client.clone(),
             params.user.clone(),
             params.allowed_rooms,
+            protocol,
         ));
         self.clients.insert(client.clone(), slot);
         if let Some(user) = &params.user {
@@ -319,7 +321,7 @@ impl Shard {
             user: params.user,
             peer: params.peer,
         }));
-        if self.config.client_protocol == crate::config::ClientProtocol::Json {
+        if protocol == crate::config::ClientProtocol::Json {
             let welcome = crate::protocol::welcome(client.as_str(), self.config.node_id.as_str());
             self.enqueue(now, slot, welcome);
         }
@@ -394,6 +396,10 @@ impl Shard {
                 room,
                 recovery,
             } => self.finish_recovery(now, conn, room, recovery),
+            Input::Publish { target, frame } => {
+                self.deliver(now, &target, &frame, None);
+                self.report(Report::Route { target, frame });
+            }
             Input::Join { target, room, req } => {
                 let mut count = 0;
                 if room.as_str().is_empty() || room.as_str().len() > self.config.max_name_len {
@@ -554,9 +560,12 @@ impl Shard {
         self.outputs.push_back(Output::Report(report));
     }
 
-    fn generate_client_id(&mut self) -> ClientId {
+    fn generate_client_id(&mut self, protocol: crate::config::ClientProtocol) -> ClientId {
         loop {
-            let candidate = self.ids.next_id();
+            let candidate = match protocol {
+                crate::config::ClientProtocol::Pusher => self.ids.next_socket_id(),
+                _ => self.ids.next_id(),
+            };
             if shard_for(&candidate, self.config.shard_count) == self.id
                 && !self.clients.contains_key(candidate.as_str())
             {
@@ -606,90 +615,6 @@ impl Shard {
             frames,
             close,
         })
-    }
-
-    /// Queues `frame` for `slot`, applying the overflow policy. Returns whether it was queued.
-    fn enqueue(&mut self, now: Instant, slot: u32, frame: Bytes) -> bool {
-        let max_bytes = self.config.send_queue_bytes;
-        let max_frames = self.config.send_queue_messages;
-        let policy = self.config.overflow_policy;
-        let Some(conn) = self.conns.get_mut(slot as usize) else {
-            return false;
-        };
-        if conn.state != ConnState::Open {
-            return false;
-        }
-        let mut result = conn.queue.push(frame.clone(), max_bytes, max_frames);
-        if result.is_err() && policy == OverflowPolicy::DropOldest {
-            while result == Err(QueueFull) {
-                let Some(dropped) = conn.queue.drop_oldest() else {
-                    break;
-                };
-                self.queued_bytes -= dropped;
-                self.stats.dropped_frames += 1;
-                result = conn.queue.push(frame.clone(), max_bytes, max_frames);
-            }
-        }
-        match result {
-            Ok(()) => {
-                self.queued_bytes += frame.len();
-                self.mark_ready(slot);
-                true
-            }
-            Err(QueueFull) => {
-                self.stats.slow_consumer_closes += 1;
-                self.close_slot(
-                    now,
-                    slot,
-                    close_code::SLOW_CONSUMER,
-                    "slow consumer",
-                    CloseMode::Now,
-                    true,
-                );
-                false
-            }
-        }
-    }
-
-    /// Queues `frame` to every open connection in `target` (but `skip`); returns the count.
-    fn deliver(&mut self, now: Instant, target: &Target, frame: &Bytes, skip: Option<u32>) -> u64 {
-        let slots = self.take_targets(target);
-        let mut count = 0;
-        for &slot in &slots {
-            if Some(slot) != skip && self.enqueue(now, slot, frame.clone()) {
-                count += 1;
-            }
-        }
-        self.stats.messages_out += count;
-        self.scratch = slots;
-        count
-    }
-
-    /// The open slots `target` names on this shard (in a reused buffer).
-    fn take_targets(&mut self, target: &Target) -> Vec<u32> {
-        let mut slots = std::mem::take(&mut self.scratch);
-        slots.clear();
-        match target {
-            Target::Conn(id) => slots.extend(self.open_slot(*id)),
-            Target::Client(client) => slots.extend(self.clients.get(client.as_str()).copied()),
-            Target::User(user) => {
-                if let Some(s) = self.users.get(user.as_str()) {
-                    slots.extend_from_slice(s);
-                }
-            }
-            Target::Room(room) => {
-                if let Some(r) = self.rooms.get(room.as_str()) {
-                    slots.extend_from_slice(r.members());
-                }
-            }
-            Target::All => slots.extend(
-                self.conns
-                    .iter()
-                    .filter(|(_, c)| c.state == ConnState::Open)
-                    .map(|(k, _)| k as u32),
-            ),
-        }
-        slots
     }
 
     /// Takes an open connection out of every index, room and heartbeat timer; reports it gone.
@@ -755,6 +680,7 @@ impl Shard {
         if conn.state != ConnState::Open {
             return;
         }
+        let code = conn.protocol.close_code(code);
         self.detach(slot, code, report_down);
         let Some(conn) = self.conns.get_mut(slot as usize) else {
             return;

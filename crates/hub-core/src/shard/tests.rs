@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::*;
-use crate::config::ClientProtocol;
+use crate::config::{ClientProtocol, OverflowPolicy};
 use crate::frame::{opcode_of, payload_of, OpCode};
 use crate::ids::RequestId;
 use crate::protocol;
@@ -604,6 +604,78 @@ fn raw_protocol_passes_messages_to_the_application() {
         .outputs
         .iter()
         .any(|o| matches!(o, Output::Event(Event::Message { binary: true, .. }))));
+}
+
+#[test]
+fn pusher_connections_sit_beside_json_ones() {
+    let mut h = Harness::new(cfg());
+    let json = h.open("j");
+    let p = h.open_with(OpenParams {
+        protocol: Some(ClientProtocol::Pusher),
+        ..Default::default()
+    });
+    let socket = h.shard.connection(p).expect("open").client;
+    let (a, b) = socket.as_str().split_once('.').expect("N.M");
+    assert!(!a.is_empty() && !b.is_empty());
+    assert!(
+        a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()),
+        "{socket}"
+    );
+    assert!(h.frames_to(p).is_empty(), "no welcome for Pusher clients");
+    assert_eq!(h.json_to(json)[0]["type"], "welcome");
+    h.text(p, r#"{"event":"pusher:ping"}"#);
+    assert!(h.outputs.iter().any(
+        |o| matches!(o, Output::Event(Event::Message { conn, binary: false, .. }) if *conn == p)
+    ));
+    h.input(Input::Message {
+        conn: p,
+        data: Bytes::from_static(b"\x01"),
+        binary: true,
+    });
+    assert_eq!(h.close_code_to(p), Some(1003));
+}
+
+#[test]
+fn pusher_heartbeat_timeout_closes_with_4201() {
+    let mut h = Harness::new(cfg());
+    let p = h.open_with(OpenParams {
+        protocol: Some(ClientProtocol::Pusher),
+        ..Default::default()
+    });
+    let ping = h.shard.config().ping_interval;
+    let pong = h.shard.config().pong_timeout;
+    h.advance(ping);
+    h.advance(pong);
+    assert_eq!(h.close_code_to(p), Some(4201));
+}
+
+#[test]
+fn publish_except_skips_one_client_and_is_routed_with_the_exclusion() {
+    let mut h = Harness::new(cfg());
+    let (a, b) = (h.open("a"), h.open("b"));
+    let room = RoomName::from("r");
+    for conn in [a, b] {
+        h.input(Input::Join {
+            target: Target::Conn(conn),
+            room: room.clone(),
+            req: None,
+        });
+    }
+    h.json_to(a);
+    h.json_to(b);
+    h.reports();
+    let target = Target::RoomExcept {
+        room,
+        except: ClientId::from("a"),
+    };
+    let frame = crate::frame::text(b"{}");
+    h.input(Input::Publish {
+        target: target.clone(),
+        frame: frame.clone(),
+    });
+    assert!(h.json_to(a).is_empty(), "the excluded client gets nothing");
+    assert_eq!(h.json_to(b), vec![serde_json::json!({})]);
+    assert_eq!(h.reports(), vec![Report::Route { target, frame }]);
 }
 
 #[test]

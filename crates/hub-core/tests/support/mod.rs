@@ -252,6 +252,7 @@ impl Pair {
                     peer: None,
                     rooms: rooms.iter().map(|i| RoomName::from(room(*i))).collect(),
                     allowed_rooms: None,
+                    protocol: None,
                 },
                 *auto_ack,
             ),

@@ -124,6 +124,12 @@ impl Model {
             Target::Client(c) => self.by_client(c.as_str()).into_iter().collect(),
             Target::User(u) => self.user_conns(u.as_str()),
             Target::Room(r) => self.members(r.as_str()),
+            Target::RoomExcept { room, except } => {
+                let skip = self.by_client(except.as_str());
+                let mut members = self.members(room.as_str());
+                members.retain(|m| Some(*m) != skip);
+                members
+            }
             Target::All => self.open_ids().collect(),
         }
     }
