@@ -48,5 +48,8 @@ bash tests/jsclient/run.sh
 echo "== the demo page in a real browser (Debian's chromium, installed when missing)"
 bash tests/browser/run.sh
 
+echo "== fault suite, short form: kill -9 and a rolling restart in a three-node cluster (Redis)"
+bash tests/faults/run.sh --short
+
 echo "== Autobahn conformance, sections 1-8 and 10, against the echo example (kosoku from PyPI)"
 bash tests/autobahn/run.sh
