@@ -51,6 +51,9 @@ pub enum HubError {
     /// The connection could not be opened.
     #[error("connection refused: {0}")]
     Open(#[from] OpenError),
+    /// The router answered a command with a reply of another kind (a bug, never a result).
+    #[error("the router answered {0} with the wrong kind of reply")]
+    WrongReply(&'static str),
 }
 
 pub(crate) struct Inner {
@@ -130,7 +133,7 @@ impl Hub {
         let frame = protocol::message(room, None, json_data(data)?);
         match self.command(Command::Deliver { target, frame }).await? {
             Reply::Delivered(n) => Ok(n),
-            _ => Ok(0),
+            _ => Err(HubError::WrongReply("a delivery")),
         }
     }
 
@@ -167,7 +170,7 @@ impl Hub {
             .await?
         {
             Reply::Online(node) => Ok(node),
-            _ => Ok(None),
+            _ => Err(HubError::WrongReply("an online lookup")),
         }
     }
 
@@ -180,7 +183,7 @@ impl Hub {
             .await?
         {
             Reply::Disconnected(yes) => Ok(yes),
-            _ => Ok(false),
+            _ => Err(HubError::WrongReply("a disconnect")),
         }
     }
 
@@ -190,7 +193,10 @@ impl Hub {
             client: ClientId::from(id),
             room: RoomName::from(room),
         };
-        Ok(matches!(self.command(command).await?, Reply::Delivered(n) if n > 0))
+        match self.command(command).await? {
+            Reply::Delivered(n) => Ok(n > 0),
+            _ => Err(HubError::WrongReply("a join")),
+        }
     }
 
     /// Sends one finished frame to one connection, without waiting (for raw-protocol apps).
