@@ -9,7 +9,7 @@
 //!   FNV-1a, cheaper, and safe because nobody outside chooses those keys.
 //! - With a fixed seed (tests, simulations), iteration order is the same in every run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use rand_core::Rng;
@@ -19,7 +19,7 @@ use crate::seed::{Seed, HASH_STREAM};
 
 /// FNV-1a, 64 bit: fast for the short keys the hub uses and identical in every run.
 #[derive(Debug, Clone, Copy)]
-pub struct FnvHasher(u64);
+pub(crate) struct FnvHasher(u64);
 
 impl Default for FnvHasher {
     fn default() -> Self {
@@ -41,20 +41,18 @@ impl Hasher for FnvHasher {
 }
 
 /// A `HashMap` with [`FnvHasher`], for keys the hub generates (never for names).
-pub type FixedMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
-/// A `HashSet` with [`FnvHasher`], for keys the hub generates (never for names).
-pub type FixedSet<K> = HashSet<K, BuildHasherDefault<FnvHasher>>;
+pub(crate) type FixedMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
 
 /// Builds SipHash-1-3 hashers under one secret 128-bit key.
 #[derive(Clone)]
-pub struct KeyedState {
+pub(crate) struct KeyedState {
     k0: u64,
     k1: u64,
 }
 
 impl KeyedState {
     /// The hashers of maps owned by a node with `seed` (every map of a node shares the key).
-    pub fn new(seed: &Seed) -> Self {
+    pub(crate) fn new(seed: &Seed) -> Self {
         let mut rng = seed.stream(HASH_STREAM);
         Self {
             k0: rng.next_u64(),
@@ -78,16 +76,17 @@ impl BuildHasher for KeyedState {
 }
 
 /// A `HashMap` keyed by names that clients or producers choose, with [`KeyedState`].
-pub type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
+pub(crate) type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
 
 /// An empty [`KeyedMap`] hashing with `keys`.
-pub fn keyed_map<K, V>(keys: &KeyedState) -> KeyedMap<K, V> {
+pub(crate) fn keyed_map<K, V>(keys: &KeyedState) -> KeyedMap<K, V> {
     HashMap::with_hasher(keys.clone())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     pub(crate) fn hash(state: &KeyedState, name: &str) -> u64 {
         state.hash_one(name)

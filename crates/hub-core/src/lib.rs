@@ -140,18 +140,18 @@
 
 pub mod config;
 pub mod frame;
-pub mod hash;
+pub(crate) mod hash;
 pub mod history;
 pub mod hub;
 pub mod ids;
 pub mod node;
 pub mod protocol;
-pub mod queue;
-pub mod rooms;
+pub(crate) mod queue;
+pub(crate) mod rooms;
 pub mod seed;
 pub mod shard;
 pub mod stats;
-pub mod timers;
+pub(crate) mod timers;
 
 pub use config::{ClientProtocol, Config, ConfigError, OverflowPolicy};
 pub use hub::{ClusterOutput, Hub, HubInput, HubOutput};

@@ -10,11 +10,11 @@ use bytes::Bytes;
 
 /// The queue would pass one of its limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
+pub(crate) struct QueueFull;
 
 /// Frames waiting to be written to one connection, bounded in bytes and in frames.
 #[derive(Debug, Default)]
-pub struct SendQueue {
+pub(crate) struct SendQueue {
     frames: VecDeque<Bytes>,
     queued_bytes: usize,
     in_flight_bytes: usize,
@@ -23,37 +23,38 @@ pub struct SendQueue {
 
 impl SendQueue {
     /// An empty queue (allocates nothing until the first push).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Bytes held: queued plus in flight.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.queued_bytes + self.in_flight_bytes
     }
 
     /// Frames held: queued plus in flight.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.frames.len() + self.in_flight_frames
     }
 
     /// Whether nothing is queued (frames in flight do not count).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
 
     /// Whether a batch is in flight.
-    pub fn in_flight(&self) -> bool {
+    pub(crate) fn in_flight(&self) -> bool {
         self.in_flight_frames > 0
     }
 
     /// Frames waiting, not yet handed out.
-    pub fn queued(&self) -> impl Iterator<Item = &Bytes> {
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> impl Iterator<Item = &Bytes> {
         self.frames.iter()
     }
 
     /// Appends `frame` if both limits allow it.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         frame: Bytes,
         max_bytes: usize,
@@ -67,13 +68,13 @@ impl SendQueue {
     }
 
     /// Appends `frame` whatever the limits (for the one close frame at the end).
-    pub fn push_unbounded(&mut self, frame: Bytes) {
+    pub(crate) fn push_unbounded(&mut self, frame: Bytes) {
         self.queued_bytes += frame.len();
         self.frames.push_back(frame);
     }
 
     /// Drops the oldest queued frame (not in flight); returns its length.
-    pub fn drop_oldest(&mut self) -> Option<usize> {
+    pub(crate) fn drop_oldest(&mut self) -> Option<usize> {
         let frame = self.frames.pop_front()?;
         self.queued_bytes -= frame.len();
         Some(frame.len())
@@ -81,7 +82,7 @@ impl SendQueue {
 
     /// Drops every queued frame (frames in flight stay counted until written); returns the
     /// bytes dropped.
-    pub fn clear(&mut self) -> usize {
+    pub(crate) fn clear(&mut self) -> usize {
         self.frames.clear();
         std::mem::take(&mut self.queued_bytes)
     }
@@ -92,7 +93,7 @@ impl SendQueue {
     /// When the batch takes every queued frame and `out` is empty, the queue's buffer becomes
     /// `out`'s: an emptied queue holds no memory (an idle connection's would otherwise keep
     /// the capacity of its largest burst), and the batch needs no allocation of its own.
-    pub fn take_batch(
+    pub(crate) fn take_batch(
         &mut self,
         max_frames: usize,
         max_bytes: usize,
@@ -133,7 +134,7 @@ impl SendQueue {
     }
 
     /// The runtime wrote the batch in flight; returns its bytes.
-    pub fn batch_written(&mut self) -> usize {
+    pub(crate) fn batch_written(&mut self) -> usize {
         self.in_flight_frames = 0;
         std::mem::take(&mut self.in_flight_bytes)
     }

@@ -8,37 +8,27 @@ use crate::ids::RoomName;
 
 /// Members of one room on one shard, by connection slot.
 #[derive(Debug, Default)]
-pub struct Room {
+pub(crate) struct Room {
     members: Vec<u32>,
     pos: FixedMap<u32, u32>,
 }
 
 impl Room {
     /// The member slots, in a deterministic order.
-    pub fn members(&self) -> &[u32] {
+    pub(crate) fn members(&self) -> &[u32] {
         &self.members
-    }
-
-    /// Number of members.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the room has no members.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
     }
 }
 
 /// Room name → members, for one shard.
 #[derive(Debug)]
-pub struct RoomIndex {
+pub(crate) struct RoomIndex {
     rooms: KeyedMap<RoomName, Room>,
 }
 
 /// What a join or leave changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Membership {
+pub(crate) enum Membership {
     /// Nothing changed (already a member, or not a member).
     Unchanged,
     /// The member was added or removed; the room still has other members or had them before.
@@ -51,36 +41,37 @@ pub enum Membership {
 
 impl RoomIndex {
     /// An empty index hashing room names with `keys`.
-    pub fn new(keys: &KeyedState) -> Self {
+    pub(crate) fn new(keys: &KeyedState) -> Self {
         Self {
             rooms: keyed_map(keys),
         }
     }
 
     /// The room, if it has members here.
-    pub fn get(&self, room: &str) -> Option<&Room> {
+    pub(crate) fn get(&self, room: &str) -> Option<&Room> {
         self.rooms.get(room)
     }
 
     /// Number of rooms with members here.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rooms.len()
     }
 
     /// Whether no room has members here.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.rooms.is_empty()
     }
 
     /// Whether `slot` is a member of `room`.
-    pub fn contains(&self, room: &str, slot: u32) -> bool {
+    pub(crate) fn contains(&self, room: &str, slot: u32) -> bool {
         self.rooms
             .get(room)
             .is_some_and(|r| r.pos.contains_key(&slot))
     }
 
     /// Adds `slot` to `room`.
-    pub fn join(&mut self, room: &RoomName, slot: u32) -> Membership {
+    pub(crate) fn join(&mut self, room: &RoomName, slot: u32) -> Membership {
         let created = !self.rooms.contains_key(room.as_str());
         let entry = self.rooms.entry(room.clone()).or_default();
         if entry.pos.contains_key(&slot) {
@@ -97,7 +88,7 @@ impl RoomIndex {
     }
 
     /// Removes `slot` from `room`.
-    pub fn leave(&mut self, room: &str, slot: u32) -> Membership {
+    pub(crate) fn leave(&mut self, room: &str, slot: u32) -> Membership {
         let Some(entry) = self.rooms.get_mut(room) else {
             return Membership::Unchanged;
         };
@@ -117,7 +108,7 @@ impl RoomIndex {
     }
 
     /// Room names in a deterministic order (sorted).
-    pub fn names(&self) -> Vec<RoomName> {
+    pub(crate) fn names(&self) -> Vec<RoomName> {
         let mut names: Vec<RoomName> = self.rooms.keys().cloned().collect();
         names.sort();
         names

@@ -42,7 +42,7 @@ fn some(slot: u32) -> Option<u32> {
 /// was last empty: every later one is at least as late (the list is sorted), so offsets are
 /// never negative.
 #[derive(Debug, Default)]
-pub struct DeadlineList {
+pub(crate) struct DeadlineList {
     head: Option<u32>,
     tail: Option<u32>,
     links: Vec<Link>,
@@ -52,28 +52,29 @@ pub struct DeadlineList {
 
 impl DeadlineList {
     /// An empty list.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Number of slots with a deadline.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no slot has a deadline.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The earliest deadline and its slot.
-    pub fn first(&self) -> Option<(Instant, u32)> {
+    pub(crate) fn first(&self) -> Option<(Instant, u32)> {
         let slot = self.head?;
         Some((self.deadline(slot)?, slot))
     }
 
     /// The deadline of `slot`, if it has one.
-    pub fn deadline(&self, slot: u32) -> Option<Instant> {
+    pub(crate) fn deadline(&self, slot: u32) -> Option<Instant> {
         let offset = self.links.get(slot as usize)?.deadline;
         if offset == UNSET {
             return None;
@@ -85,7 +86,7 @@ impl DeadlineList {
     ///
     /// `at` must not be earlier than the last deadline in the list; when it is (a caller
     /// mixing durations), it is raised to that deadline so the list stays sorted.
-    pub fn schedule(&mut self, slot: u32, at: Instant) {
+    pub(crate) fn schedule(&mut self, slot: u32, at: Instant) {
         self.cancel(slot);
         if slot == NONE {
             return;
@@ -119,7 +120,7 @@ impl DeadlineList {
     }
 
     /// Removes the deadline of `slot`, if any.
-    pub fn cancel(&mut self, slot: u32) {
+    pub(crate) fn cancel(&mut self, slot: u32) {
         let Some(link) = self.links.get(slot as usize).copied() else {
             return;
         };
@@ -139,7 +140,7 @@ impl DeadlineList {
     }
 
     /// Removes and returns the first slot whose deadline is at or before `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<u32> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u32> {
         let (deadline, slot) = self.first()?;
         if deadline > now {
             return None;
