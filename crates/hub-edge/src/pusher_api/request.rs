@@ -156,6 +156,13 @@ fn segment(raw: &str, what: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("{what} is not valid percent-encoded UTF-8")))
 }
 
+/// Checks a channel name as Pusher does; a 400 naming it otherwise.
+fn channel_name(name: &str) -> Result<(), ApiError> {
+    hub_pusher::parse_channel(name)
+        .map(drop)
+        .map_err(|e| ApiError::bad_request(format!("invalid channel {name:.64?}: {e}")))
+}
+
 /// Whether `s` is a Pusher socket id (`digits.digits`).
 pub fn valid_socket_id(s: &str) -> bool {
     s.split_once('.').is_some_and(|(a, b)| {
@@ -239,6 +246,9 @@ impl EventBody {
                 "an event goes to 1 to {MAX_EVENT_CHANNELS} channels"
             )));
         }
+        for channel in &channels {
+            channel_name(channel)?;
+        }
         if let Some(id) = &self.socket_id {
             if !valid_socket_id(id) {
                 return Err(ApiError::bad_request(format!(
@@ -311,6 +321,7 @@ pub fn parse(
         }
         Route::Channel(raw) => {
             let channel = segment(raw, "channel name")?;
+            channel_name(&channel)?;
             let info = Info::parse(query.get("info"))?;
             if info.user_count && !channel.starts_with("presence-") {
                 return Err(ApiError::bad_request(
@@ -321,6 +332,7 @@ pub fn parse(
         }
         Route::Users(raw) => {
             let channel = segment(raw, "channel name")?;
+            channel_name(&channel)?;
             if !channel.starts_with("presence-") {
                 return Err(ApiError::bad_request(
                     "users are listed for presence channels only",

@@ -78,6 +78,8 @@ fn bad_events_get_400_or_413() {
         json!({"name":"e","data":"x","channel":"c","info":"everything"}),
         json!({"name":"e","data":"x","channels":vec!["c"; MAX_EVENT_CHANNELS + 1]}),
         json!(["not", "an", "object"]),
+        json!({"name":"e","data":"x","channel":"bad channel!"}),
+        json!({"name":"e","data":"x","channels":["ok", "c".repeat(165)]}),
     ];
     for body in cases {
         assert_eq!(status(post("events", &body)), 400, "{body}");
@@ -166,6 +168,8 @@ fn channel_queries() {
     );
     assert_eq!(status(get("channels/private-a/users", "")), 400);
     assert_eq!(status(get("channels/%zz", "")), 400);
+    assert_eq!(status(get("channels/a%20b", "")), 400);
+    assert_eq!(status(get("channels/presence-a%20b/users", "")), 400);
 }
 
 #[test]

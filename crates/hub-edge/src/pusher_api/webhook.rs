@@ -9,9 +9,7 @@
 
 use std::collections::VecDeque;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 /// Events one webhook request carries at most.
 pub const MAX_BATCH: usize = 100;
@@ -110,14 +108,7 @@ pub fn body(time_ms: u64, events: &[WebhookEvent]) -> String {
 
 /// `X-Pusher-Signature`: the hex HMAC-SHA256 of the body, keyed with the app secret.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    match <Hmac<Sha256> as Mac>::new_from_slice(secret) {
-        Ok(mut mac) => {
-            mac.update(body);
-            hex::encode(mac.finalize().into_bytes())
-        }
-        // HMAC takes keys of any length; never reached.
-        Err(_) => String::new(),
-    }
+    hub_pusher::sign::hmac_hex(secret, body)
 }
 
 /// One request to make: a batch of events for one endpoint.
