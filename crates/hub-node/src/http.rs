@@ -114,7 +114,7 @@ async fn serve_requests<R: Runtime, C: Conn>(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let decision = hub.inner.gate.decide(&head, now_unix);
-        let api = matches!(decision, Decision::Api);
+        let api = matches!(decision, Decision::Api | Decision::PusherApi);
         let response = match decision {
             Decision::Upgrade { .. } if body_len > 0 => {
                 error_response(400, "a WebSocket upgrade request has no body")
@@ -151,6 +151,18 @@ async fn serve_requests<R: Runtime, C: Conn>(
                     return None;
                 }
             },
+            Decision::PusherApi => {
+                match read_body(&rt, &stream, &mut buf, body_len, deadline).await {
+                    Ok(body) => match hub.inner.gate.pusher().call(&head, &body, now_unix) {
+                        Ok(call) => crate::pusher_api::serve(&hub, call).await,
+                        Err(response) => response,
+                    },
+                    Err(response) => {
+                        finish(&rt, &hub, &stream, &response.to_bytes(false)).await;
+                        return None;
+                    }
+                }
+            }
             Decision::Respond(response) => response,
         };
         // A body is read for API routes only: after any other request that carries one, the

@@ -33,6 +33,7 @@ mod inputs;
 mod listen;
 mod mailbox;
 mod node_task;
+mod pusher_api;
 mod runtime;
 mod shard_task;
 mod sockets;

@@ -32,6 +32,9 @@ pub enum Decision {
     Script,
     /// A producer API call: read the body (Content-Length bytes), then [`Gate::api_request`].
     Api,
+    /// A Pusher HTTP API call (`/apps/...`): read the body, then [`Gate::pusher`]'s
+    /// [`PusherApi::call`](crate::pusher_api::PusherApi::call).
+    PusherApi,
     /// Answer with this response.
     Respond(Response),
 }
@@ -44,6 +47,7 @@ pub struct Gate {
     shard_count: u16,
     max_name_len: usize,
     max_data: usize,
+    pusher: crate::pusher_api::PusherApi,
 }
 
 impl std::fmt::Debug for Gate {
@@ -116,6 +120,10 @@ impl Gate {
             shard_count: settings.shards,
             max_name_len: settings.core_config(hub_core::Seed::default()).max_name_len,
             max_data: settings.max_producer_data(),
+            pusher: crate::pusher_api::PusherApi::new(
+                settings.pusher_apps().apps,
+                settings.max_producer_data(),
+            ),
         })
     }
 
@@ -155,6 +163,10 @@ impl Gate {
             }
             return Decision::Api;
         }
+        if hub_edge::pusher_api::is_pusher_path(path) {
+            // Signed by the app secret (checked once the body is read); no API key or Origin.
+            return Decision::PusherApi;
+        }
         let endpoint = match path {
             // Browsers ask for it on every page load: answer "no icon" rather than 404.
             "/favicon.ico" => {
@@ -171,6 +183,11 @@ impl Gate {
             return Decision::Respond(error(405, "method not allowed").with_header("Allow", "GET"));
         }
         endpoint
+    }
+
+    /// The Pusher HTTP API of the node's apps.
+    pub fn pusher(&self) -> &crate::pusher_api::PusherApi {
+        &self.pusher
     }
 
     /// Parses a producer API call whose body has been read.

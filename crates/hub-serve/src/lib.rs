@@ -9,6 +9,7 @@ pub mod api;
 pub mod gate;
 pub mod jwks;
 pub mod limiter;
+pub mod pusher_api;
 pub mod secret;
 pub mod settings;
 pub mod webhooks;
