@@ -51,6 +51,7 @@ pub mod bus;
 pub mod envelope;
 mod error;
 pub mod etcd_registry;
+pub mod history;
 mod ops;
 mod redis_link;
 pub mod redis_registry;
@@ -59,6 +60,7 @@ mod rt;
 pub use bus::{BusEvent, RedisBus};
 pub use error::ClusterError;
 pub use etcd_registry::EtcdRegistry;
+pub use history::RedisHistory;
 pub use redis_registry::RedisRegistry;
 pub use rt::{on_smol, use_smol};
 

@@ -292,6 +292,34 @@ pub fn sequenced_message(
     frame::text(&out)
 }
 
+/// The start of a history room's `message` JSON, `{"type":"message","room":R` and
+/// `,"from":F` when given: what a shared history store completes with the offset, the
+/// epoch and the data (the layout of [`sequenced_message`]).
+pub fn message_head(room: &str, from: Option<&str>) -> String {
+    let mut out = Vec::with_capacity(48 + room.len());
+    out.extend_from_slice(br#"{"type":"message","room":"#);
+    push_json_str(&mut out, room);
+    if let Some(from) = from {
+        out.extend_from_slice(br#","from":"#);
+        push_json_str(&mut out, from);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The offset and epoch of a frame [`sequenced_message`] (or a shared store) built;
+/// `None` for any other frame. Reads the fields before `data` only.
+pub fn sequenced_position(frame: &Bytes) -> Option<(u64, String)> {
+    let payload = frame::payload_of(frame);
+    let at = payload.windows(10).position(|w| w == br#","offset":"#)? + 10;
+    let rest = payload.get(at..)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let offset = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(br#","epoch":"#)?;
+    let mut strings = serde_json::Deserializer::from_slice(rest).into_iter::<String>();
+    let epoch = strings.next()?.ok()?;
+    Some((offset, epoch))
+}
+
 /// `{"type":"joined","room":R,"offset":N,"epoch":E}` (with `"recovered":bool` for a join
 /// with `since`, and the join's `ref` when given) as a text frame.
 pub fn joined(

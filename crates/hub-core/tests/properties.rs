@@ -368,6 +368,7 @@ impl NodeDriver {
                         "bus command {command:?} without Redis bus"
                     );
                 }
+                Output::History(command) => panic!("no room keeps history here: {command:?}"),
             }
         }
     }

@@ -74,3 +74,87 @@ pub(crate) fn position_reply(reply: Reply) -> Result<pb::PositionReply, Status> 
         offset: position.offset,
     })
 }
+
+/// Carries the router's history commands to Redis and the answers back. Appends run one at
+/// a time, in the order the router issued them (a client's publishes keep their order);
+/// reads run concurrently.
+pub(crate) async fn history_task(
+    url: String,
+    op_timeout: std::time::Duration,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<hub_core::node::HistoryCommand>,
+    sink: crate::InputSink,
+) {
+    use hub_core::history::{HistoryMessage, HistoryPage, Position};
+    use hub_core::node::{HistoryAnswer, HistoryCommand, Input};
+    let store = match hub_cluster::RedisHistory::open(&url, op_timeout) {
+        Ok(store) => std::sync::Arc::new(store),
+        Err(e) => {
+            tracing::error!(error = %e, "history store unusable; history rooms get no messages");
+            return;
+        }
+    };
+    while let Some(command) = rx.recv().await {
+        match command {
+            HistoryCommand::Append {
+                room,
+                head,
+                data,
+                max_len,
+                ttl,
+                id,
+            } => {
+                let done = store.append(&room, &head, &data, max_len, ttl).await;
+                if let Err(e) = &done {
+                    tracing::warn!(error = %e, %room, "history append failed: message not delivered");
+                }
+                let ok = done.is_ok();
+                sink(Input::History(HistoryAnswer::Appended { id, ok }));
+            }
+            HistoryCommand::Read {
+                room,
+                since,
+                limit,
+                ttl,
+                purpose,
+            } => {
+                let store = store.clone();
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let since_ref = since.as_ref().map(|s| (s.offset, s.epoch.as_str()));
+                    let read = store.read(&room, since_ref, limit, ttl).await;
+                    let (page, texts) = match read {
+                        Ok(page) => {
+                            let texts = page.messages.iter().map(|m| m.json.clone()).collect();
+                            let page = HistoryPage {
+                                position: Position {
+                                    offset: page.offset,
+                                    epoch: page.epoch.into(),
+                                },
+                                recovered: page.recovered,
+                                messages: page
+                                    .messages
+                                    .into_iter()
+                                    .map(|m| HistoryMessage {
+                                        offset: m.offset,
+                                        data: m.data,
+                                    })
+                                    .collect(),
+                            };
+                            (Some(page), texts)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, %room, "history read failed");
+                            (None, Vec::new())
+                        }
+                    };
+                    sink(Input::History(HistoryAnswer::Read {
+                        room,
+                        purpose,
+                        page,
+                        texts,
+                    }));
+                });
+            }
+        }
+    }
+}

@@ -15,6 +15,8 @@
 //!   again and restores every local client by itself without taking an id back, and asks
 //!   the router every few seconds to send its peers the digest of its room interest;
 //! - the bus task (Redis pub/sub), which resubscribes by itself after reconnecting;
+//! - the history task (rooms with `--history`, in the bus's Redis): appends in the order the
+//!   router asks for them, reads concurrently;
 //! - [`PeerAuth`]: node-to-node calls carry proof of the cluster secret, bound to the
 //!   sending node's id ([`peer_auth`] states the scheme).
 //!
@@ -35,7 +37,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hub_core::node::{BusCommand, Command, Input, PeerMessage, RegistryCommand, Reply};
+use hub_core::node::{
+    BusCommand, Command, HistoryCommand, Input, PeerMessage, RegistryCommand, Reply,
+};
 use hub_core::NodeId;
 use hub_proto::pb;
 use hub_serve::{BusSpec, RegistrySpec, Settings};
@@ -72,6 +76,8 @@ pub enum ClusterCmd {
         /// The message.
         message: PeerMessage,
     },
+    /// A command for the shared history (Redis).
+    History(HistoryCommand),
 }
 
 /// Settings of the cluster plumbing.
@@ -164,6 +170,7 @@ pub enum MeshError {
 pub struct Cluster {
     registry: Option<mpsc::UnboundedSender<driver::RegistryMsg>>,
     bus: Option<mpsc::UnboundedSender<BusCommand>>,
+    history: Option<mpsc::UnboundedSender<HistoryCommand>>,
     links: Arc<Mutex<Links>>,
     health: Arc<health::Health>,
     grpc_addr: SocketAddr,
@@ -272,6 +279,19 @@ impl Cluster {
             ));
             tx
         });
+        let history = match &config.bus {
+            BusSpec::Redis(url) if with_registry => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(history::history_task(
+                    url.clone(),
+                    config.op_timeout,
+                    rx,
+                    sink.clone(),
+                ));
+                Some(tx)
+            }
+            _ => None,
+        };
         let bus = match &config.bus {
             BusSpec::Redis(url) if with_registry => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -290,6 +310,7 @@ impl Cluster {
         Ok(Cluster {
             registry,
             bus,
+            history,
             links,
             health,
             grpc_addr,
@@ -309,6 +330,14 @@ impl Cluster {
                     let _ = bus.send(c);
                 }
             }
+            ClusterCmd::History(c) => match &self.history {
+                Some(history) => {
+                    let _ = history.send(c);
+                }
+                None => {
+                    tracing::warn!("a history command without a shared history (--bus redis://)")
+                }
+            },
             ClusterCmd::ToPeer { node, message } => {
                 if let Ok(links) = self.links.lock() {
                     links.send(node, message);

@@ -107,6 +107,11 @@ pub(crate) async fn run<R: Runtime>(
                         cluster.send(ClusterCmd::Bus(command));
                     }
                 }
+                Output::History(command) => {
+                    if let Some(cluster) = &cluster {
+                        cluster.send(ClusterCmd::History(command));
+                    }
+                }
             }
         }
     }

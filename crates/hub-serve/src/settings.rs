@@ -412,8 +412,8 @@ impl Settings {
         if self.max_connections_per_ip == Some(0) {
             return Err("--max-connections-per-ip: must be at least 1".into());
         }
-        if self.clustered() && !self.history.is_empty() {
-            return Err("--history: history is kept in the node's memory, for a single node; a cluster (--registry redis:// or etcd://) cannot use it yet".into());
+        if self.clustered() && !self.history.is_empty() && !matches!(self.bus, BusSpec::Redis(_)) {
+            return Err("--history: a cluster keeps history in Redis and delivers it over Redis pub/sub; add --bus redis://HOST:PORT".into());
         }
         if self.clustered() && self.grpc_listen.is_none() {
             return Err("--grpc-listen: a clustered node (--registry redis:// or etcd://) needs a gRPC address".into());
@@ -521,8 +521,15 @@ mod tests {
             history: vec![parse_history_rule("a=1/1s").expect("valid")],
             ..Settings::default()
         };
-        let e = clustered.validate().expect_err("not in a cluster yet");
+        let e = clustered
+            .validate()
+            .expect_err("a cluster needs the Redis bus");
         assert!(e.starts_with("--history: "), "{e}");
+        let with_bus = Settings {
+            bus: BusSpec::Redis("redis://h:1".into()),
+            ..clustered
+        };
+        assert_eq!(with_bus.validate(), Ok(()));
     }
 
     #[test]

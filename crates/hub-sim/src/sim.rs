@@ -516,6 +516,8 @@ impl Sim {
                 ClusterOutput::ToPeer { node, message } => self.send_peer(n, &node, message),
                 ClusterOutput::Registry(command) => self.registry(n, command),
                 ClusterOutput::Bus(command) => self.bus(n, command),
+                // The simulation configures no history.
+                ClusterOutput::History(_) => {}
             }
         }
     }

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 
 use crate::ids::{ConnId, NodeId, RequestId};
-use crate::node::{BusCommand, Command, Input as RouterInput, PeerMessage, RegistryCommand, Reply};
+use crate::node::{
+    BusCommand, Command, HistoryCommand, Input as RouterInput, PeerMessage, RegistryCommand, Reply,
+};
 use crate::shard::{Event, Input as ShardInput};
 
 /// An event for the hub.
@@ -98,4 +100,6 @@ pub enum ClusterOutput {
     Registry(RegistryCommand),
     /// Perform a bus command.
     Bus(BusCommand),
+    /// Perform a command on the shared history (answer with `Cluster(History(..))`).
+    History(HistoryCommand),
 }

@@ -228,6 +228,7 @@ impl Hub {
                 RouterOutput::ToPeer { node, message } => ClusterOutput::ToPeer { node, message },
                 RouterOutput::Registry(command) => ClusterOutput::Registry(command),
                 RouterOutput::Bus(command) => ClusterOutput::Bus(command),
+                RouterOutput::History(command) => ClusterOutput::History(command),
             };
             return Some(HubOutput::Cluster(cluster));
         }

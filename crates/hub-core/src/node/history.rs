@@ -7,14 +7,14 @@
 //!   the shard it came from included (that shard did not deliver it);
 //! - a shard's `Recover` is answered after every `Sequenced` frame the router sent it
 //!   before, and before any it sends after, so the shard can tell replay from live;
-//! - the history is memory of this node: a clustered router numbers only the publishes it
-//!   is given (the runtime refuses `--history` with a cluster registry).
+//! - alone, the history is this node's memory; in a cluster it is Redis's, and the router
+//!   only asks for it and orders what comes back (`shared.rs`).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Node, Origin, Output, Reply, Stage};
+use super::{Node, Origin, Output, ReadPurpose, Reply, Stage};
 use crate::history::{Position, Recovery, Since};
 use crate::ids::{ConnId, RequestId, RoomName};
 use crate::protocol;
@@ -26,9 +26,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 impl Node {
     /// Whether `room` keeps history here (O(1) when no room does).
     pub(super) fn keeps_history(&self, room: &str) -> bool {
-        self.history
-            .as_ref()
-            .is_some_and(|h| h.rules().covers(room))
+        self.config.history.covers(room)
     }
 
     fn schedule_sweep(&mut self, now: Instant) {
@@ -55,6 +53,9 @@ impl Node {
     /// Numbers a publish to a history room and sends it to every shard with members.
     /// `frame` is the `message` frame without a number, as a shard or the API built it.
     pub(super) fn sequence(&mut self, now: Instant, origin: Origin, room: RoomName, frame: Bytes) {
+        if self.is_clustered() {
+            return self.append_shared(now, origin, room, frame);
+        }
         let numbered = protocol::message_parts(&frame).and_then(|parts| {
             let data = std::str::from_utf8(&parts.data).ok()?;
             let history = self.history.as_mut()?;
@@ -102,6 +103,19 @@ impl Node {
         room: RoomName,
         since: Option<Since>,
     ) {
+        if self.is_clustered() {
+            let purpose = ReadPurpose::Recover {
+                conn,
+                since: since.is_some(),
+            };
+            let limit = self
+                .config
+                .history
+                .rule_for(room.as_str())
+                .map_or(0, |r| r.max_len);
+            let limit = if since.is_some() { limit } else { 0 };
+            return self.read_shared(room, since, limit, purpose);
+        }
         self.schedule_sweep(now);
         let recovery = self
             .history
@@ -134,6 +148,9 @@ impl Node {
         since: Option<Since>,
         limit: usize,
     ) {
+        if self.is_clustered() {
+            return self.read_shared(room, since, limit, ReadPurpose::Query(req));
+        }
         self.schedule_sweep(now);
         let page = self
             .history
@@ -145,6 +162,9 @@ impl Node {
 
     /// Answers the producer API's position query.
     pub(super) fn position_query(&mut self, now: Instant, req: RequestId, room: RoomName) {
+        if self.is_clustered() {
+            return self.read_shared(room, None, 0, ReadPurpose::Position(req));
+        }
         self.schedule_sweep(now);
         let position = self.history.as_mut().and_then(|h| h.position(now, &room));
         let reply = Reply::Position(position);

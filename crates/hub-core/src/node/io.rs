@@ -2,8 +2,10 @@
 
 use bytes::Bytes;
 
+use std::time::Duration;
+
 use crate::history::{HistoryPage, Position, Since};
-use crate::ids::{ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
+use crate::ids::{ClientId, ConnId, NodeId, RequestId, RoomName, ShardId, UserId};
 use crate::shard::{Input as ShardInput, Report, Target};
 
 /// A request from the runtime: the producer API or the embedding application.
@@ -221,6 +223,81 @@ pub enum BusCommand {
     Unsubscribe(RoomName),
 }
 
+/// Why the router reads a room's shared history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadPurpose {
+    /// A join of a history room on this node (`since`: whether the join had one).
+    Recover {
+        /// The joining connection.
+        conn: ConnId,
+        /// Whether the join carried `since`.
+        since: bool,
+    },
+    /// The producer API's history query.
+    Query(RequestId),
+    /// The producer API's position query.
+    Position(RequestId),
+    /// Messages this node missed on the bus (a gap in a room's offsets).
+    Fill,
+}
+
+/// A command for the history a cluster shares (Redis): see `hub_cluster::history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryCommand {
+    /// Number and keep a message of a history room, and publish it on the room's bus
+    /// channel for every node (this one included). Answer [`HistoryAnswer::Appended`].
+    Append {
+        /// The room.
+        room: RoomName,
+        /// The `message` JSON up to `from` (`protocol::message_head`).
+        head: String,
+        /// The payload, JSON text.
+        data: Bytes,
+        /// Most messages the room keeps.
+        max_len: usize,
+        /// Longest a message is kept.
+        ttl: Duration,
+        /// The router's request to answer, if any.
+        id: Option<u64>,
+    },
+    /// Read the room's position and messages. Answer [`HistoryAnswer::Read`].
+    Read {
+        /// The room.
+        room: RoomName,
+        /// The messages after this position (none: the newest `limit`).
+        since: Option<Since>,
+        /// Most messages to read.
+        limit: usize,
+        /// Longest a message is kept.
+        ttl: Duration,
+        /// What the answer is for.
+        purpose: ReadPurpose,
+    },
+}
+
+/// The answer to a [`HistoryCommand`].
+#[derive(Debug, Clone)]
+pub enum HistoryAnswer {
+    /// The message was numbered, kept and published (`ok`), or not.
+    Appended {
+        /// The request of the command.
+        id: Option<u64>,
+        /// Whether it was.
+        ok: bool,
+    },
+    /// A read's result; `None` when the store could not be read.
+    Read {
+        /// The room.
+        room: RoomName,
+        /// The purpose of the command.
+        purpose: ReadPurpose,
+        /// The position, `recovered` and the messages' payloads.
+        page: Option<HistoryPage>,
+        /// The messages' whole `message` JSON texts, in the order of `page.messages`.
+        texts: Vec<Bytes>,
+    },
+}
+
 /// An event for the node router.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -271,6 +348,8 @@ pub enum Input {
     },
     /// A change in the cluster.
     Cluster(ClusterEvent),
+    /// The shared history's answer to a [`HistoryCommand`].
+    History(HistoryAnswer),
     /// The registry says `client`, which just connected here, was registered on `node`
     /// before: that node must close its connection with 4000 (client ids are unique in the
     /// cluster).
@@ -317,4 +396,6 @@ pub enum Output {
     Registry(RegistryCommand),
     /// A bus command.
     Bus(BusCommand),
+    /// A command for the history a cluster shares.
+    History(HistoryCommand),
 }

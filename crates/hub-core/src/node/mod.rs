@@ -18,6 +18,8 @@ mod digest;
 mod history;
 mod io;
 mod peer;
+mod reports;
+mod shared;
 mod users;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -30,11 +32,14 @@ use crate::hash::{keyed_map, FixedMap, KeyedMap, KeyedState};
 use crate::history::{HistoryRules, MemoryHistory};
 use crate::ids::{shard_for, ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
 use crate::seed::Seed;
-use crate::shard::{Input as ShardInput, Report, Target};
+#[cfg(test)]
+use crate::shard::Report;
+use crate::shard::{Input as ShardInput, Target};
 
 pub use digest::{room_hash, InterestDigest};
 pub use io::{
-    BusCommand, ClusterEvent, Command, Input, Output, PeerMessage, RegistryCommand, RemoteOp, Reply,
+    BusCommand, ClusterEvent, Command, HistoryAnswer, HistoryCommand, Input, Output, PeerMessage,
+    ReadPurpose, RegistryCommand, RemoteOp, Reply,
 };
 
 /// How room publishes and broadcasts reach other nodes.
@@ -201,6 +206,8 @@ pub struct Node {
     history: Option<MemoryHistory>,
     /// When rooms whose history expired are next forgotten.
     sweep_at: Option<Instant>,
+    /// In a cluster: where each history room with members here is in its offsets.
+    tracks: KeyedMap<RoomName, shared::Track>,
 }
 
 const INTERNAL_IDS: u64 = 1 << 63;
@@ -221,8 +228,9 @@ impl Node {
             next_id: INTERNAL_IDS,
             outputs: VecDeque::new(),
             stats: NodeStats::default(),
-            history: (!config.history.is_empty())
+            history: (!config.history.is_empty() && config.mode == ClusterMode::Standalone)
                 .then(|| MemoryHistory::new(config.history.clone(), &config.seed)),
+            tracks: keyed_map(&keys),
             sweep_at: None,
             config,
         }
@@ -305,10 +313,14 @@ impl Node {
                     return;
                 }
                 self.stats.bus_received += 1;
+                if let Some(room) = room.as_ref().filter(|r| self.keeps_history(r.as_str())) {
+                    return self.deliver_ordered(room.clone(), frame);
+                }
                 let target = room.map_or(Target::All, Target::Room);
                 self.route(now, Origin::Nobody, target, frame, None, false);
             }
             Input::Cluster(event) => self.on_cluster(event),
+            Input::History(answer) => self.on_history(now, answer),
             Input::Displaced { client, node } => {
                 if node != self.config.node_id && self.is_clustered() {
                     let op = RemoteOp::Disconnect {
@@ -767,66 +779,11 @@ impl Node {
             Origin::Nobody => {}
         }
     }
-
-    fn on_report(&mut self, now: Instant, shard: ShardId, report: Report) {
-        match report {
-            Report::Route { target, frame } => {
-                self.route(now, Origin::Nobody, target, frame, Some(shard), true)
-            }
-            Report::Delivered { req, count } => self.answer(now, req.0, |p| p.delivered += count),
-            Report::Found { req, found } => {
-                let me = self.config.node_id.clone();
-                self.answer(now, req.0, |p| {
-                    if found {
-                        p.online = Some(me);
-                    }
-                });
-            }
-            Report::Recover { conn, room, since } => self.recover(now, conn, room, since),
-            Report::RoomActive(room) => {
-                let shards = self.room_shards.entry(room.clone()).or_default();
-                let first = shards.is_empty();
-                shards.insert(shard.0);
-                if first {
-                    self.room_interest(room, true);
-                }
-            }
-            Report::RoomIdle(room) => {
-                let Some(shards) = self.room_shards.get_mut(room.as_str()) else {
-                    return;
-                };
-                shards.remove(&shard.0);
-                if shards.is_empty() {
-                    self.room_shards.remove(room.as_str());
-                    self.room_interest(room, false);
-                }
-            }
-            Report::UserActive(user) => {
-                self.user_shards.entry(user).or_default().insert(shard.0);
-            }
-            Report::UserIdle(user) => {
-                if let Some(shards) = self.user_shards.get_mut(user.as_str()) {
-                    shards.remove(&shard.0);
-                    if shards.is_empty() {
-                        self.user_shards.remove(user.as_str());
-                    }
-                }
-            }
-            Report::ClientUp { client, user, .. } => {
-                if self.is_clustered() {
-                    self.registry(RegistryCommand::Register { client, user });
-                }
-            }
-            Report::ClientDown { client, .. } => {
-                if self.is_clustered() {
-                    self.registry(RegistryCommand::Unregister { client });
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod interest_tests;
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,10 @@
 //! - a held message is sent after the replay unless the replay (or the position, for a
 //!   join without `since`) already covers its offset: nothing twice, nothing skipped;
 //! - a hold never holds more frames than a send queue may (the connection is closed as a
-//!   slow consumer instead).
+//!   slow consumer instead);
+//! - after the answer, the connection's hold stays as a floor (the answer's offset) until a
+//!   later offset arrives: in a cluster, frames the replay covered may still be on their way
+//!   from the bus, and they are dropped for this connection.
 
 use std::time::Instant;
 
@@ -26,6 +29,8 @@ pub(super) struct Hold {
     /// The join's `ref`, echoed in `joined` and acked after it.
     reference: Option<String>,
     held: Vec<(u64, Bytes)>,
+    /// Set once answered: frames at or below it were covered by the answer.
+    floor: Option<u64>,
 }
 
 impl Shard {
@@ -39,6 +44,11 @@ impl Shard {
         since: Option<Since>,
         reference: Option<&str>,
     ) -> Result<(), (ErrorCode, String)> {
+        if let Some(i) = self.holding(slot, room.as_str()) {
+            if self.holds[i].floor.is_some() {
+                self.holds.swap_remove(i);
+            }
+        }
         if self.holding(slot, room.as_str()).is_some() {
             return Err((
                 ErrorCode::BadRequest,
@@ -50,6 +60,7 @@ impl Shard {
             room: room.clone(),
             reference: reference.map(str::to_owned),
             held: Vec::new(),
+            floor: None,
         });
         self.report(Report::Recover { conn, room, since });
         Ok(())
@@ -85,8 +96,18 @@ impl Shard {
         let mut count = 0;
         let mut overflowing = Vec::new();
         for &slot in &slots {
-            match self.holding(slot, room.as_str()) {
-                Some(i) => {
+            let answered = self
+                .holding(slot, room.as_str())
+                .map(|i| (i, self.holds[i].floor));
+            match answered {
+                Some((_, Some(floor))) if offset <= floor => {}
+                Some((i, Some(_))) => {
+                    self.holds.swap_remove(i);
+                    if self.enqueue(now, slot, frame.clone()) {
+                        count += 1;
+                    }
+                }
+                Some((i, None)) => {
                     let hold = &mut self.holds[i];
                     hold.held.push((offset, frame.clone()));
                     count += 1;
@@ -129,10 +150,22 @@ impl Shard {
         let Some(slot) = self.open_slot(conn) else {
             return;
         };
-        let Some(i) = self.holding(slot, room.as_str()) else {
+        let Some(i) = self
+            .holding(slot, room.as_str())
+            .filter(|i| self.holds[*i].floor.is_none())
+        else {
             return;
         };
-        let hold = self.holds.swap_remove(i);
+        let mut hold = self.holds.swap_remove(i);
+        // Stays as the floor: frames up to the answer's offset are covered.
+        self.holds.push(Hold {
+            slot,
+            room: room.clone(),
+            reference: None,
+            held: Vec::new(),
+            floor: Some(recovery.position.offset),
+        });
+        let held = std::mem::take(&mut hold.held);
         let reference = hold.reference.as_deref();
         let joined = protocol::joined(
             room.as_str(),
@@ -144,8 +177,7 @@ impl Shard {
             .chain(reference.map(protocol::ack))
             .chain(recovery.frames)
             .chain(
-                hold.held
-                    .into_iter()
+                held.into_iter()
                     .filter(|(offset, _)| *offset > recovery.position.offset)
                     .map(|(_, frame)| frame),
             );
