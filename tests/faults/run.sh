@@ -33,7 +33,7 @@ run() {  # scenario history bus
     echo "== $1, history $2, bus $3" >&2
     if ! HUBBUB_BIN="$HUBBUB_BIN" node faults.mjs "${extra[@]}" >>"$out" 2>"$out.err"; then
         local why
-        why=$(grep -m1 -E 'hubbub: |Error' "$out.err" | head -c 300 || true)
+        why=$( (grep -m1 'hubbub: ' "$out.err" || grep -m1 'Error' "$out.err" || true) | head -c 300)
         printf '{"scenario":"%s","history":%s,"bus":"%s","error":%s}\n' "$1" \
             "$([ "$2" = on ] && echo true || echo false)" "$3" \
             "$(printf '%s' "${why:-failed}" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')" >>"$out"
