@@ -1,8 +1,9 @@
 // The short form of the fault suite (tests/faults/faults.mjs) with assertions: a node
 // killed with SIGKILL, and a rolling restart, in a real three-node cluster with a Redis
-// registry, history off. Survivors lose nothing; nothing is duplicated; every subscriber
+// registry. History off: survivors lose nothing; nothing is duplicated; every subscriber
 // that missed messages saw its connection close (the loss is not silent); the killed
-// node's client reads offline on the other nodes.
+// node's client reads offline on the other nodes. History on (in Redis): the killed node's
+// subscribers rejoin elsewhere with `since` and miss nothing, duplicate nothing.
 //
 //   HUBBUB_BIN=target/debug/hubbub node --test tests/faults/short.test.mjs
 
@@ -29,4 +30,13 @@ test('rolling restart: every subscriber comes back, nothing is duplicated, no lo
   assert.equal(r.duplicated_total, 0, JSON.stringify(r.per_subscriber));
   assert.equal(r.silent_loss_subscribers, 0, JSON.stringify(r.per_subscriber));
   assert.equal(r.reconnected, r.subscribers, JSON.stringify(r.per_subscriber));
+});
+
+test('kill -9 with history: the moved subscribers recover everything, exactly once', async () => {
+  const r = await runScenario({ scenario: 'kill', history: true, ...SMALL });
+  assert.equal(r.acknowledged, r.messages, JSON.stringify(r));
+  assert.ok(r.reconnected > 0, JSON.stringify(r.per_subscriber));
+  assert.equal(r.missing_total, 0, JSON.stringify(r.per_subscriber));
+  assert.equal(r.duplicated_total, 0, JSON.stringify(r.per_subscriber));
+  assert.equal(r.recovered, r.reconnected, JSON.stringify(r.per_subscriber));
 });
