@@ -74,8 +74,8 @@ impl PusherApi {
         if !app.enabled {
             return Err(fail(ApiError::new(403, "this app is disabled")));
         }
-        let request = pusher_api::parse(&head.method, rest, &query, body, self.max_data)
-            .map_err(|e| {
+        let request =
+            pusher_api::parse(&head.method, rest, &query, body, self.max_data).map_err(|e| {
                 let response = error_response(&e);
                 match (e.status, pusher_api::request::allowed_method(rest)) {
                     (405, Some(allow)) => response.with_header("Allow", allow),

@@ -22,7 +22,12 @@ fn signed(method: &str, path: &str, params: &str, body: &str, key: &str) -> Requ
     if !body.is_empty() {
         query.push(format!("body_md5={}", body_md5(body.as_bytes())));
     }
-    query.extend(params.split('&').filter(|p| !p.is_empty()).map(str::to_owned));
+    query.extend(
+        params
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+    );
     query.sort();
     let query = query.join("&");
     let sig = hub_pusher::sign::hmac_hex(
@@ -90,7 +95,10 @@ fn unknown_apps_bad_signatures_and_disabled_apps_are_refused() {
         .headers
         .contains(&("Allow".to_owned(), "POST".to_owned())));
     // Data over the limit: 413.
-    let body = format!(r#"{{"name":"e","data":"{}","channel":"a"}}"#, "x".repeat(101));
+    let body = format!(
+        r#"{{"name":"e","data":"{}","channel":"a"}}"#,
+        "x".repeat(101)
+    );
     let head = signed("POST", "/apps/a1/events", "", &body, "k1");
     assert_eq!(status(api.call(&head, body.as_bytes(), NOW)), 413);
     // Errors are JSON.
