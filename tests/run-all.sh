@@ -42,6 +42,10 @@ HUBBUB_TEST_RUNTIME=tokio cargo test --workspace
 echo "== integration suite again: single nodes on smol, clusters mixing smol and tokio nodes"
 HUBBUB_TEST_RUNTIME=mixed cargo test -p hubbub-tests
 
+echo "== the client protocol and producer API suites over wss:// and https:// (a test CA), on tokio and on smol"
+HUBBUB_TEST_TLS=1 HUBBUB_TEST_RUNTIME=tokio cargo test -p hubbub-tests --test client_protocol --test producer_api
+HUBBUB_TEST_TLS=1 HUBBUB_TEST_RUNTIME=smol cargo test -p hubbub-tests --test client_protocol --test producer_api
+
 echo "== the JavaScript client (/hubbub.js) from Node, against the real binary"
 bash tests/jsclient/run.sh
 

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod servers;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -15,12 +16,26 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
+
+/// A byte stream to a node: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection to the node at `addr`: TLS (verified against the test CA) when the node
+/// serves TLS (see [`tls`]), plain TCP otherwise.
+pub async fn connect_stream(addr: SocketAddr) -> std::io::Result<Box<dyn Io>> {
+    if tls::is_tls(addr) {
+        Ok(Box::new(tls::connect(addr).await?))
+    } else {
+        Ok(Box::new(TcpStream::connect(addr).await?))
+    }
+}
 
 /// How long a test waits for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -95,9 +110,24 @@ impl TestNode {
     }
 
     /// Starts `hubbub serve --listen 127.0.0.1:PORT FLAGS...` on the runtime under test and
-    /// waits until it answers.
+    /// waits until it answers; over TLS (a certificate of the test CA) with
+    /// `HUBBUB_TEST_TLS=1`.
     pub fn start(flags: &[&str]) -> TestNode {
-        TestNode::start_on(runtime_for(0), flags)
+        if !tls::tls_mode() {
+            return TestNode::start_on(runtime_for(0), flags);
+        }
+        TestNode::start_tls(tls::node_cert(), flags)
+    }
+
+    /// Like [`TestNode::start`], serving `wss://` and `https://` with `cert`
+    /// (`--tls-cert`, `--tls-key`); the helpers of this crate then speak TLS to it.
+    pub fn start_tls(cert: &tls::Issued, flags: &[&str]) -> TestNode {
+        let (cert, key) = cert.paths();
+        let mut all = vec!["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+        all.extend_from_slice(flags);
+        let node = TestNode::start_on(runtime_for(0), &all);
+        tls::mark_tls(node.addr);
+        node
     }
 
     /// Like [`TestNode::start`], on the given runtime (`tokio` or `smol`).
@@ -135,9 +165,10 @@ impl TestNode {
         panic!("hubbub did not start listening on {}", self.addr);
     }
 
-    /// `ws://ADDR` + `path`.
+    /// `ws://ADDR` + `path` (`wss://` for a node that serves TLS).
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
+        let scheme = if tls::is_tls(self.addr) { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.addr, path)
     }
 
     /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the process.
@@ -186,7 +217,7 @@ impl Drop for TestNode {
 
 /// A WebSocket client.
 pub struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Box<dyn Io>>,
 }
 
 /// How a connection ended.
@@ -223,7 +254,25 @@ impl Client {
                 value.parse().map_err(|_| "bad header value".to_string())?,
             );
         }
-        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await {
+        let addr: SocketAddr = request
+            .uri()
+            .authority()
+            .and_then(|a| a.as_str().parse().ok())
+            .ok_or_else(|| format!("{url}: the tests connect to IP:PORT"))?;
+        let tls = request.uri().scheme_str() == Some("wss");
+        let connect = async {
+            let stream: std::io::Result<Box<dyn Io>> = if tls {
+                tls::connect(addr).await.map(|s| Box::new(s) as Box<dyn Io>)
+            } else {
+                TcpStream::connect(addr)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn Io>)
+            };
+            let stream = stream.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+            tokio_tungstenite::client_async(request, stream).await
+        };
+        let connected = tokio::time::timeout(WAIT, connect).await;
+        match connected {
             Ok(Ok((ws, _))) => Ok(Client { ws }),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
                 Err(format!("HTTP {}", response.status().as_u16()))
@@ -325,9 +374,9 @@ impl HttpReply {
 
 /// Idle keep-alive connections per node address: the tests make thousands of API calls, and
 /// a fresh connection each would exhaust loopback's ephemeral ports with TIME_WAIT sockets.
-static POOL: std::sync::Mutex<Vec<(SocketAddr, TcpStream)>> = std::sync::Mutex::new(Vec::new());
+static POOL: std::sync::Mutex<Vec<(SocketAddr, Box<dyn Io>)>> = std::sync::Mutex::new(Vec::new());
 
-fn pooled(addr: SocketAddr) -> Option<TcpStream> {
+fn pooled(addr: SocketAddr) -> Option<Box<dyn Io>> {
     let mut pool = POOL.lock().ok()?;
     let i = pool.iter().position(|(a, _)| *a == addr)?;
     Some(pool.swap_remove(i).1)
@@ -355,7 +404,7 @@ pub async fn http(
     for attempt in 0..2 {
         let stream = match (attempt, pooled(addr)) {
             (0, Some(s)) => s,
-            _ => TcpStream::connect(addr).await.expect("connect"),
+            _ => connect_stream(addr).await.expect("connect"),
         };
         if let Some((reply, stream)) = exchange(stream, request.as_bytes()).await {
             if let (Some(stream), Ok(mut pool)) = (stream, POOL.lock()) {
@@ -368,7 +417,10 @@ pub async fn http(
 }
 
 /// Sends one request and reads one response; the stream comes back when it may be reused.
-async fn exchange(mut stream: TcpStream, request: &[u8]) -> Option<(HttpReply, Option<TcpStream>)> {
+async fn exchange(
+    mut stream: Box<dyn Io>,
+    request: &[u8],
+) -> Option<(HttpReply, Option<Box<dyn Io>>)> {
     stream.write_all(request).await.ok()?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];

@@ -176,7 +176,7 @@ async fn silent_client_is_closed_by_the_heartbeat() {
     let node = TestNode::start(&["--ping-interval", "200ms", "--pong-timeout", "200ms"]);
     // A raw TCP client that upgrades and then never answers pings.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(node.addr)
+    let mut s = hubbub_tests::connect_stream(node.addr)
         .await
         .expect("connect");
     s.write_all(b"GET /ws?id=mute HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.expect("write");
@@ -215,7 +215,7 @@ async fn slow_consumer_is_closed_with_4008_and_others_keep_receiving() {
     let node = TestNode::start(&["--send-queue-bytes", "64KiB"]);
     // The slow client joins, then stops reading: its socket buffers fill, then its queue.
     use tokio::io::AsyncWriteExt;
-    let mut slow = tokio::net::TcpStream::connect(node.addr)
+    let mut slow = hubbub_tests::connect_stream(node.addr)
         .await
         .expect("connect");
     slow.write_all(b"GET /ws/feed?id=slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.expect("write");

@@ -231,9 +231,11 @@ type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<pb::PeerEnvelope, Status>
 impl PeerService {
     /// The authenticated caller (`None` when peers are not authenticated), or
     /// UNAUTHENTICATED.
-    fn caller(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Option<NodeId>, Status> {
+    fn caller<T>(&self, request: &Request<T>) -> Result<Option<NodeId>, Status> {
+        // The listener verified any certificate against the cluster CA in the handshake.
+        let certified = request.peer_certs().is_some_and(|certs| !certs.is_empty());
         self.auth
-            .verify(metadata, unix_now())
+            .verify_call(request.metadata(), certified, unix_now())
             .inspect_err(|status| {
                 tracing::debug!(reason = status.message(), "refused a node-to-node call");
             })
@@ -261,7 +263,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::PeerEmit>,
     ) -> Result<Response<pb::Delivered>, Status> {
-        self.caller(request.metadata())?;
+        self.caller(&request)?;
         let r = request.into_inner();
         self.local(
             Target::Client(ClientId::from(name("client", r.client)?)),
@@ -274,7 +276,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::OnlineRequest>,
     ) -> Result<Response<pb::OnlineReply>, Status> {
-        self.caller(request.metadata())?;
+        self.caller(&request)?;
         let id = name("id", request.into_inner().id)?;
         match self
             .api
@@ -295,7 +297,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<pb::PeerBroadcast>,
     ) -> Result<Response<pb::Delivered>, Status> {
-        self.caller(request.metadata())?;
+        self.caller(&request)?;
         let r = request.into_inner();
         let target = if r.room.is_empty() {
             Target::All
@@ -311,7 +313,7 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<Streaming<pb::PeerEnvelope>>,
     ) -> Result<Response<Self::LinkStream>, Status> {
-        let caller = self.caller(request.metadata())?;
+        let caller = self.caller(&request)?;
         let mut inbound = request.into_inner();
         let sink = self.sink.clone();
         let health = self.health.clone();

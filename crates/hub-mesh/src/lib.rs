@@ -30,6 +30,7 @@ mod health;
 mod history;
 mod links;
 pub mod peer_auth;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,6 +107,14 @@ pub struct ClusterConfig {
     pub peer_limit: usize,
     /// The cluster secret node-to-node calls prove (none: peer calls are not authenticated).
     pub cluster_secret: Option<String>,
+    /// Certificate and key of the gRPC listener (none: plaintext).
+    pub tls: Option<hub_serve::TlsFiles>,
+    /// The cluster CA: peers' certificates chain to it, and links connect over TLS.
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// The client certificate this node presents to peers (mutual TLS).
+    pub cluster_tls: Option<hub_serve::TlsFiles>,
+    /// Time a TLS handshake of the gRPC listener may take.
+    pub handshake_timeout: Duration,
 }
 
 /// The smallest peer message limit: gRPC's customary 4 MiB.
@@ -147,6 +156,10 @@ impl ClusterConfig {
             max_producer_data: settings.max_producer_data(),
             peer_limit: peer_message_limit(settings.send_queue_bytes, settings.max_message_size),
             cluster_secret: settings.cluster_secret.clone(),
+            tls: settings.grpc_tls_files().cloned(),
+            cluster_ca: settings.cluster_ca.clone(),
+            cluster_tls: settings.cluster_tls.clone(),
+            handshake_timeout: settings.handshake_timeout,
         })
     }
 }
@@ -164,6 +177,9 @@ pub enum MeshError {
     /// The advertised address is not usable.
     #[error("--advertise: {0}")]
     Advertise(String),
+    /// A certificate, key or CA file is not usable (the message names the flag).
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// The running cluster plumbing of one node.
@@ -174,6 +190,8 @@ pub struct Cluster {
     links: Arc<Mutex<Links>>,
     health: Arc<health::Health>,
     grpc_addr: SocketAddr,
+    /// The gRPC listener's certificate store, with TLS.
+    tls: Option<Arc<hub_serve::CertStore>>,
 }
 
 use links::Links;
@@ -201,6 +219,15 @@ impl Cluster {
                 config.advertise
             )));
         }
+        let mtls = config.cluster_tls.is_some() && config.cluster_ca.is_some();
+        let listener_tls = match &config.tls {
+            Some(files) => Some(tls::ListenerTls::open(files, config.cluster_ca.as_deref())?),
+            None => None,
+        };
+        let link_tls = match &config.cluster_ca {
+            Some(ca) => Some(tls::link_config(ca, config.cluster_tls.as_ref())?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.grpc_listen)
             .await
             .map_err(|e| MeshError::Bind(config.grpc_listen, e))?;
@@ -217,7 +244,8 @@ impl Cluster {
         let auth = PeerAuth::new(
             config.node.clone(),
             config.cluster_secret.as_deref().map(str::as_bytes),
-        );
+        )
+        .with_mtls(mtls);
         if with_registry && !auth.required() {
             tracing::warn!(
                 grpc = %grpc_addr,
@@ -232,6 +260,7 @@ impl Cluster {
             config.op_timeout,
             config.peer_limit,
             auth.clone(),
+            link_tls,
         )));
 
         let producer = pb::producer_server::ProducerServer::new(grpc::ProducerService {
@@ -255,18 +284,32 @@ impl Cluster {
             .max_decoding_message_size(config.peer_limit)
             .max_encoding_message_size(config.peer_limit)
         });
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(producer)
-                .add_optional_service(peer)
-                .serve_with_incoming(incoming)
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "gRPC server stopped");
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(producer)
+            .add_optional_service(peer);
+        let store = listener_tls.as_ref().map(|t| t.store.clone());
+        match &listener_tls {
+            Some(listener_tls) => {
+                let incoming = listener_tls.incoming(listener, config.handshake_timeout);
+                tokio::spawn(async move {
+                    if let Err(e) = router.serve_with_incoming(incoming).await {
+                        tracing::error!(error = %e, "gRPC server stopped");
+                    }
+                });
             }
-        });
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                tokio::spawn(async move {
+                    if let Err(e) = router.serve_with_incoming(incoming).await {
+                        tracing::error!(error = %e, "gRPC server stopped");
+                    }
+                });
+            }
+        }
+        if let Some(store) = &store {
+            tokio::spawn(tls::watch(Arc::downgrade(store)));
+        }
 
         let registry = with_registry.then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -314,7 +357,17 @@ impl Cluster {
             links,
             health,
             grpc_addr,
+            tls: store,
         })
+    }
+
+    /// Loads the gRPC listener's certificate and key again now (SIGHUP); `None` without TLS,
+    /// else how it went (also logged).
+    pub fn reload_tls(&self) -> Option<Result<(), String>> {
+        let store = self.tls.as_ref()?;
+        let result = store.reload();
+        tls::log_reload(store, &result);
+        Some(result)
     }
 
     /// Carries out one of the router's cluster outputs.

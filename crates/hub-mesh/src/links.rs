@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::transport::ClientTlsConfig;
 
 use crate::health::{add, Health};
 use crate::peer_auth::PeerAuth;
@@ -66,6 +67,7 @@ pub(crate) struct Links {
     op_timeout: Duration,
     limit: usize,
     auth: PeerAuth,
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Drop for Links {
@@ -85,6 +87,7 @@ impl Links {
         op_timeout: Duration,
         limit: usize,
         auth: PeerAuth,
+        tls: Option<ClientTlsConfig>,
     ) -> Self {
         Self {
             me,
@@ -94,6 +97,7 @@ impl Links {
             op_timeout,
             limit,
             auth,
+            tls,
         }
     }
 
@@ -130,6 +134,7 @@ impl Links {
                 limit: self.limit,
                 stall: STALL_AFTER,
                 auth: self.auth.clone(),
+                tls: self.tls.clone(),
             };
             let task = tokio::spawn(run_link(ctx, rx));
             self.links.insert(
@@ -192,6 +197,8 @@ struct LinkCtx {
     stall: Duration,
     /// Signs the link's calls.
     auth: PeerAuth,
+    /// TLS towards the peer (with `--cluster-ca`).
+    tls: Option<ClientTlsConfig>,
 }
 
 async fn run_link(ctx: LinkCtx, mut rx: mpsc::Receiver<PeerMessage>) {
@@ -207,7 +214,13 @@ async fn run_link(ctx: LinkCtx, mut rx: mpsc::Receiver<PeerMessage>) {
     // have missed messages, and the router resends its room interest when it is back.
     let mut troubled = false;
     loop {
-        let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+        let scheme = if ctx.tls.is_some() { "https" } else { "http" };
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .and_then(|e| match &ctx.tls {
+                Some(tls) => e.tls_config(tls.clone()),
+                None => Ok(e),
+            });
+        let endpoint = match endpoint {
             Ok(e) => e
                 .connect_timeout(ctx.op_timeout)
                 .tcp_nodelay(true)
@@ -426,6 +439,7 @@ mod tests {
             limit,
             stall,
             auth: PeerAuth::new("me".into(), None),
+            tls: None,
         };
         (ctx, seen)
     }

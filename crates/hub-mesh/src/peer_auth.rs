@@ -10,13 +10,18 @@
 //! time, and accepts times within [`PROOF_WINDOW`] of its own clock. So the proof binds the
 //! sender (the Peer service then checks that every `from` it is told is that node), the
 //! receiver (a proof sent to one node opens no other) and the time (a captured proof stops
-//! working). It hides nothing: gRPC between nodes is plaintext until transport security
-//! arrives. Mutual TLS with a cluster CA belongs beside [`PeerAuth::verify`]: a verified
-//! certificate would name the node instead of (or besides) the MAC.
+//! working). It hides nothing by itself: links are encrypted when the cluster runs TLS
+//! (`--cluster-ca`).
 //!
-//! Invariants: with a secret configured, every Peer call without a valid proof is refused
-//! with UNAUTHENTICATED; without one (a loopback-only listener, see the settings' check),
-//! calls are accepted as before and the node warns at start.
+//! Mutual TLS (`--cluster-tls-cert`, `--cluster-tls-key`, `--cluster-ca`) is the stronger
+//! credential: the gRPC listener verifies a client certificate against the cluster CA during
+//! the handshake, and [`PeerAuth::verify_call`] refuses a Peer call whose connection
+//! presented none. With mutual TLS and no secret, the caller's node id is the one it sends
+//! (every holder of a cluster certificate is a member); with both, a call needs both.
+//!
+//! Invariants: with a secret or mutual TLS configured, every Peer call without the proofs
+//! configured is refused with UNAUTHENTICATED; with neither (a loopback-only listener, see
+//! the settings' check), calls are accepted as before and the node warns at start.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,6 +57,8 @@ pub struct PeerAuth {
     me: NodeId,
     /// The MAC keyed with the cluster secret; `None` when no secret is configured.
     mac: Option<HmacSha256>,
+    /// Whether calls must come over a connection with a client certificate of the cluster CA.
+    mtls: bool,
 }
 
 impl std::fmt::Debug for PeerAuth {
@@ -68,7 +75,17 @@ impl PeerAuth {
     pub fn new(me: NodeId, secret: Option<&[u8]>) -> Self {
         // HMAC accepts keys of any length: this cannot fail.
         let mac = secret.and_then(|s| HmacSha256::new_from_slice(s).ok());
-        Self { me, mac }
+        Self {
+            me,
+            mac,
+            mtls: false,
+        }
+    }
+
+    /// The same, requiring mutual TLS too when `mtls` (see the module docs).
+    pub fn with_mtls(mut self, mtls: bool) -> Self {
+        self.mtls = mtls;
+        self
     }
 
     /// The node this is.
@@ -76,9 +93,9 @@ impl PeerAuth {
         &self.me
     }
 
-    /// Whether calls must carry a proof.
+    /// Whether calls must carry a proof (of the secret, or a client certificate).
     pub fn required(&self) -> bool {
-        self.mac.is_some()
+        self.mac.is_some() || self.mtls
     }
 
     fn tag(&self, from: &str, to: &str, time: u64) -> Option<HmacSha256> {
@@ -92,10 +109,16 @@ impl PeerAuth {
         Some(mac)
     }
 
-    /// Adds this node's id and proof for a call to `peer` at `now` (unix seconds); nothing
-    /// without a secret.
+    /// Adds this node's id and proof for a call to `peer` at `now` (unix seconds); only the
+    /// id with mutual TLS and no secret, nothing with neither.
     pub fn sign(&self, peer: &NodeId, now: u64, metadata: &mut MetadataMap) {
         let Some(mac) = self.tag(self.me.as_str(), peer.as_str(), now) else {
+            if self.mtls {
+                metadata.insert_bin(
+                    NODE_KEY,
+                    BinaryMetadataValue::from_bytes(self.me.as_str().as_bytes()),
+                );
+            }
             return;
         };
         let proof = format!(
@@ -112,10 +135,33 @@ impl PeerAuth {
         );
     }
 
-    /// The authenticated caller of a call received at `now`: `Some(node)` with a valid proof,
-    /// `None` when no secret is configured (nothing to check), UNAUTHENTICATED otherwise.
+    /// The authenticated caller of a call received at `now` over a connection that presented
+    /// a client certificate of the cluster CA (`certified`) or not: see the module docs.
+    /// `None` when nothing is configured to check, UNAUTHENTICATED when a proof is missing.
+    pub fn verify_call(
+        &self,
+        metadata: &MetadataMap,
+        certified: bool,
+        now: u64,
+    ) -> Result<Option<NodeId>, Status> {
+        if self.mtls && !certified {
+            return Err(Status::unauthenticated(
+                "node-to-node call refused: no client certificate signed by the cluster CA (--cluster-tls-cert)",
+            ));
+        }
+        if self.mac.is_some() || !self.mtls {
+            return self.verify(metadata, now);
+        }
+        let from = node_id(metadata)
+            .ok_or_else(|| Status::unauthenticated("node-to-node call refused: no node id"))?;
+        Ok(Some(NodeId::from(from)))
+    }
+
+    /// The caller of a call received at `now` as its secret proves it: `Some(node)` with a
+    /// valid proof, `None` when no secret is configured (nothing to check), UNAUTHENTICATED
+    /// otherwise.
     pub fn verify(&self, metadata: &MetadataMap, now: u64) -> Result<Option<NodeId>, Status> {
-        if !self.required() {
+        if self.mac.is_none() {
             return Ok(None);
         }
         let refuse = |why: &str| {
@@ -123,12 +169,7 @@ impl PeerAuth {
                 "node-to-node call refused: {why} (nodes of a cluster share --cluster-secret)"
             ))
         };
-        let from = metadata
-            .get_bin(NODE_KEY)
-            .and_then(|v| v.to_bytes().ok())
-            .and_then(|b| String::from_utf8(b.to_vec()).ok())
-            .filter(|n| !n.is_empty() && n.len() <= 256)
-            .ok_or_else(|| refuse("no node id"))?;
+        let from = node_id(metadata).ok_or_else(|| refuse("no node id"))?;
         let proof = metadata
             .get(PROOF_KEY)
             .and_then(|v| v.to_str().ok())
@@ -163,6 +204,15 @@ impl PeerAuth {
             Ok(request)
         }
     }
+}
+
+/// The node id a call names (1 to 256 bytes of UTF-8).
+fn node_id(metadata: &MetadataMap) -> Option<String> {
+    metadata
+        .get_bin(NODE_KEY)
+        .and_then(|v| v.to_bytes().ok())
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|n| !n.is_empty() && n.len() <= 256)
 }
 
 #[cfg(test)]
@@ -221,5 +271,34 @@ mod tests {
         assert!(md.is_empty());
         assert_eq!(caller(&open, &md, 1000), Ok(None));
         assert!(!format!("{:?}", auth("a", &[9u8; 32])).contains("9"));
+    }
+
+    #[test]
+    fn with_mutual_tls_a_call_needs_a_certificate_and_with_a_secret_both() {
+        let certs_only = PeerAuth::new(NodeId::from("b"), None).with_mtls(true);
+        assert!(certs_only.required());
+        let mut md = MetadataMap::new();
+        PeerAuth::new(NodeId::from("a"), None).with_mtls(true).sign(
+            &NodeId::from("b"),
+            1000,
+            &mut md,
+        );
+        let check = |auth: &PeerAuth, md: &MetadataMap, certified| {
+            auth.verify_call(md, certified, 1000).map_err(|s| s.code())
+        };
+        let denied = Err(tonic::Code::Unauthenticated);
+        assert_eq!(check(&certs_only, &md, true), Ok(Some(NodeId::from("a"))));
+        assert_eq!(check(&certs_only, &md, false), denied, "no certificate");
+        assert_eq!(
+            check(&certs_only, &MetadataMap::new(), true),
+            denied,
+            "no id"
+        );
+        let both = auth("b", &[1u8; 32]).with_mtls(true);
+        assert_eq!(check(&both, &md, true), denied, "no proof of the secret");
+        let mut signed = MetadataMap::new();
+        auth("a", &[1u8; 32]).sign(&NodeId::from("b"), 1000, &mut signed);
+        assert_eq!(check(&both, &signed, false), denied, "no certificate");
+        assert_eq!(check(&both, &signed, true), Ok(Some(NodeId::from("a"))));
     }
 }

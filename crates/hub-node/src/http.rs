@@ -71,7 +71,7 @@ async fn admit<R: Runtime, C: Conn>(
 
 /// Serves HTTP requests until the connection closes or is upgraded to a WebSocket and handed
 /// to its shard (`None`), or opened on a shard to run in this task (`Some`).
-async fn serve_requests<R: Runtime, C: Conn>(
+pub(crate) async fn serve_requests<R: Runtime, C: Conn>(
     rt: R,
     hub: Hub,
     stream: C,

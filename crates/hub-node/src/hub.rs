@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     pub(crate) drain_timeout: std::time::Duration,
     pub(crate) cluster: std::sync::OnceLock<Arc<hub_mesh::Cluster>>,
+    /// The client listener's TLS (`None`: plaintext).
+    pub(crate) tls: Option<crate::tls::ListenerTls>,
 }
 
 /// A handle to a running node: emit, publish, look up, disconnect. Cheap to clone.

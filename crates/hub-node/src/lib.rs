@@ -23,7 +23,7 @@
 //!   service upgraded, handed over with [`Hub::serve_conn`]): it reads and decodes, feeds
 //!   its shard over a bounded channel (a flooding client is slowed down), and writes what
 //!   the shard transmits through a one-slot mailbox, since the core never has two batches
-//!   outstanding.
+//!   outstanding. A TLS connection of the client listener ([`serve_tls`]) runs this way.
 
 mod admission;
 mod conn;
@@ -38,6 +38,7 @@ mod runtime;
 mod shard_task;
 mod sockets;
 mod start;
+mod tls;
 
 pub use conn::open_and_run;
 pub use http::serve as serve_http;
@@ -47,3 +48,4 @@ pub use runtime::{
     linger_close, read_ready, timeout, write_all, write_frames, Conn, Readiness, Runtime,
 };
 pub use start::{is_shutting_down, shutdown, start, ServeError};
+pub use tls::{serve_tls, RELOAD_CHECK};

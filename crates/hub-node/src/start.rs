@@ -15,6 +15,7 @@ use crate::node_task::{self, NodeMsg};
 use crate::runtime::{timeout, Runtime};
 use crate::shard_task::{self, ShardMsg};
 use crate::sockets::Sockets;
+use crate::tls::ListenerTls;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ pub async fn start<R: Runtime>(
         tracing::warn!("{warning}");
     }
     let seed = hub_serve::random_seed().map_err(ServeError::Settings)?;
+    let tls = ListenerTls::open(&settings).map_err(ServeError::Settings)?;
     let mut config = settings.core_config(seed.clone());
     config.client_protocol = protocol;
     let (node_tx, node_rx) = mpsc::unbounded_channel();
@@ -72,8 +74,12 @@ pub async fn start<R: Runtime>(
             drain_timeout: config.drain_timeout,
             settings: settings.clone(),
             cluster: std::sync::OnceLock::new(),
+            tls,
         }),
     };
+    if let Some(tls) = &hub.inner.tls {
+        rt.spawn(crate::tls::watch(rt.clone(), Arc::downgrade(&tls.store)));
+    }
     let cluster = match ClusterConfig::from_settings(&settings) {
         Some(cluster_config) => {
             let node = node_tx.clone();

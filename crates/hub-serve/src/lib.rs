@@ -2,7 +2,8 @@
 //!
 //! The runtime-neutral half of a node: its [`Settings`], the [`Gate`] that decides what each
 //! HTTP request becomes (upgrade, endpoint, API call, refusal), the mapping of producer API
-//! calls onto the router ([`api`]), and per-IP connection limits ([`IpLimiter`]). The tokio
+//! calls onto the router ([`api`]), per-IP connection limits ([`IpLimiter`]) and TLS material
+//! ([`tls`]: certificates reloaded while the node runs). The tokio
 //! and smol adapters only move bytes and run tasks around these.
 
 pub mod api;
@@ -12,9 +13,11 @@ pub mod limiter;
 pub mod pusher_api;
 pub mod secret;
 pub mod settings;
+pub mod tls;
 pub mod webhooks;
 
 pub use gate::{Decision, Gate};
 pub use limiter::IpLimiter;
 pub use secret::random_seed;
 pub use settings::{BusSpec, RegistrySpec, RuntimeKind, Settings};
+pub use tls::{CertStore, TlsFiles};

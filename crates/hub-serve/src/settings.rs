@@ -3,12 +3,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hub_core::history::{HistoryRule, HistoryRules};
 use hub_core::{BusKind, ClusterMode, Config, NodeConfig, NodeId, Seed};
 
 use crate::secret::check_secret;
+use crate::tls::TlsFiles;
 
 /// Which async runtime drives the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,6 +181,18 @@ pub struct Settings {
     pub pusher_apps: hub_pusher::Apps,
     /// Rooms that keep history (`--history PATTERN=N/TTL`, repeatable). Default none.
     pub history: Vec<HistoryRule>,
+    /// Certificate and key of the client listener (`--tls-cert`, `--tls-key`): `wss://` and
+    /// `https://` instead of plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Certificate and key of the gRPC listener (`--grpc-tls-cert`, `--grpc-tls-key`);
+    /// without them it uses the client listener's pair, if any.
+    pub grpc_tls: Option<TlsFiles>,
+    /// CA certificates that peers' gRPC certificates (and their client certificates, with
+    /// mutual TLS) must chain to (`--cluster-ca`).
+    pub cluster_ca: Option<PathBuf>,
+    /// Client certificate and key this node presents to its peers (`--cluster-tls-cert`,
+    /// `--cluster-tls-key`): mutual TLS.
+    pub cluster_tls: Option<TlsFiles>,
 }
 
 impl Default for Settings {
@@ -212,6 +226,10 @@ impl Default for Settings {
             cluster_secret: None,
             pusher_apps: hub_pusher::Apps::default(),
             history: Vec::new(),
+            tls: None,
+            grpc_tls: None,
+            cluster_ca: None,
+            cluster_tls: None,
         }
     }
 }
@@ -247,6 +265,10 @@ impl fmt::Debug for Settings {
             .field("cluster_secret", &secret(&self.cluster_secret))
             .field("pusher_apps", &self.pusher_apps)
             .field("history", &self.history)
+            .field("tls", &self.tls)
+            .field("grpc_tls", &self.grpc_tls)
+            .field("cluster_ca", &self.cluster_ca)
+            .field("cluster_tls", &self.cluster_tls)
             .finish()
     }
 }
@@ -326,6 +348,17 @@ impl Settings {
         self.pusher_apps
             .clone()
             .resolve(self.listen.ip().is_loopback())
+    }
+
+    /// The certificate and key of the gRPC listener: `--grpc-tls-cert`/`--grpc-tls-key`, or
+    /// else the client listener's (`--tls-cert`/`--tls-key`); `None` serves plaintext.
+    pub fn grpc_tls_files(&self) -> Option<&TlsFiles> {
+        self.grpc_tls.as_ref().or(self.tls.as_ref())
+    }
+
+    /// Whether peers prove membership with a client certificate (mutual TLS).
+    pub fn cluster_mtls(&self) -> bool {
+        self.cluster_tls.is_some() && self.cluster_ca.is_some()
     }
 
     /// Whether clients need a token (a JWT secret, public key or JWKS URL is configured).
@@ -418,15 +451,42 @@ impl Settings {
         if self.clustered() && self.grpc_listen.is_none() {
             return Err("--grpc-listen: a clustered node (--registry redis:// or etcd://) needs a gRPC address".into());
         }
+        self.check_tls()?;
         self.check_cluster_exposure()
     }
 
+    /// Every certificate, key and CA file loads (and each key matches its certificate), and
+    /// the cluster's TLS settings fit together.
+    fn check_tls(&self) -> Result<(), String> {
+        for files in [&self.tls, &self.grpc_tls, &self.cluster_tls]
+            .into_iter()
+            .flatten()
+        {
+            crate::tls::load_pair(files)?;
+        }
+        if let Some(ca) = &self.cluster_ca {
+            crate::tls::load_roots(ca, "cluster-ca")?;
+        }
+        if self.cluster_tls.is_some() && self.cluster_ca.is_none() {
+            return Err("--cluster-tls-cert: a client certificate for peers needs --cluster-ca (the CA that signs the cluster's certificates)".into());
+        }
+        if !self.clustered() {
+            return Ok(());
+        }
+        match (self.grpc_tls_files(), &self.cluster_ca) {
+            (Some(_), None) => Err("--cluster-ca: the gRPC listener serves TLS, so peers verify each other's certificates against a cluster CA; give its PEM file (the same on every node)".into()),
+            (None, Some(_)) => Err("--grpc-tls-cert: with --cluster-ca, peers are reached over TLS, so this node's gRPC listener needs a certificate signed by that CA (--grpc-tls-cert and --grpc-tls-key, or --tls-cert and --tls-key)".into()),
+            _ => Ok(()),
+        }
+    }
+
     /// A clustered node whose gRPC listener is reachable beyond loopback must authenticate
-    /// its peers: without a cluster secret it does not start.
+    /// its peers: without a cluster secret or mutual TLS it does not start.
     fn check_cluster_exposure(&self) -> Result<(), String> {
-        match (self.clustered(), self.grpc_listen, &self.cluster_secret) {
-            (true, Some(grpc), None) if !grpc.ip().is_loopback() => Err(format!(
-                "--cluster-secret: the gRPC listener {grpc} is reachable beyond loopback, so peers must authenticate; set --cluster-secret or --cluster-secret-file (32 bytes or more, the same on every node)"
+        let authenticated = self.cluster_secret.is_some() || self.cluster_mtls();
+        match (self.clustered(), self.grpc_listen, authenticated) {
+            (true, Some(grpc), false) if !grpc.ip().is_loopback() => Err(format!(
+                "--cluster-secret: the gRPC listener {grpc} is reachable beyond loopback, so peers must authenticate; set --cluster-secret or --cluster-secret-file (32 bytes or more, the same on every node), or mutual TLS (--cluster-tls-cert, --cluster-tls-key and --cluster-ca)"
             )),
             _ => Ok(()),
         }

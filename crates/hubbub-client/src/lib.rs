@@ -11,6 +11,9 @@
 //! # let _ = (reached, where_is); Ok(()) }
 //! ```
 //!
+//! A node whose gRPC listener serves TLS is reached with [`Client::connect_tls`] and the PEM
+//! of the CA that signed its certificate.
+//!
 //! `data` arguments are JSON text: they become the `data` of the `message` frames clients
 //! receive. Every call answers how many connections the message reached (delivery is
 //! at-most-once).
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use hub_proto::pb;
 use hub_proto::pb::producer_client::ProducerClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +54,35 @@ impl Client {
     /// Connects to `addr` (`HOST:PORT` or `http://HOST:PORT`); `api_key` is sent as
     /// `authorization: Bearer KEY` when given.
     pub async fn connect(addr: &str, api_key: Option<String>) -> Result<Client, ClientError> {
+        Self::connect_tls(addr, api_key, None).await
+    }
+
+    /// Like [`Client::connect`]; with `ca_pem` (the PEM certificate of the CA that signed the
+    /// node's certificate) over TLS, verifying the node's certificate against it: `HOST:PORT`
+    /// or `https://HOST:PORT`, the host being a name or address the certificate holds.
+    pub async fn connect_tls(
+        addr: &str,
+        api_key: Option<String>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Client, ClientError> {
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
         let url = if addr.contains("://") {
             addr.to_owned()
         } else {
-            format!("http://{addr}")
+            format!("{scheme}://{addr}")
         };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|_| ClientError::Address(addr.to_owned()))?
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|_| ClientError::Address(addr.to_owned()))?;
+        if let Some(ca) = ca_pem {
+            let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| ClientError::Unreachable {
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let endpoint = endpoint
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true);

@@ -10,7 +10,7 @@ use hub_core::history::HistoryRule;
 use hub_edge::units::{parse_duration, parse_size};
 use hub_serve::secret::resolve_secret;
 use hub_serve::settings::parse_history_rule;
-use hub_serve::{BusSpec, RegistrySpec, RuntimeKind, Settings};
+use hub_serve::{BusSpec, RegistrySpec, RuntimeKind, Settings, TlsFiles};
 
 /// Hubbub: a distributed WebSocket hub.
 #[derive(Debug, Parser)]
@@ -119,6 +119,11 @@ pub(crate) struct ServerArgs {
         hide_env_values = true
     )]
     pub(crate) api_key: Option<String>,
+
+    /// PEM certificate of the CA that signed the node's gRPC certificate: the call goes over
+    /// TLS and the node's certificate is verified against it [default: plaintext].
+    #[arg(long, env = "HUBBUB_TLS_CA", value_name = "PATH")]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// The async runtime, as named on the command line.
@@ -340,6 +345,40 @@ pub(crate) struct ServeArgs {
     /// Repeatable; comma-separated in HUBBUB_HISTORY. Single node only (memory) [default: none].
     #[arg(long, env = "HUBBUB_HISTORY", value_name = "PATTERN=N/TTL", value_parser = parse_history_rule, value_delimiter = ',')]
     pub(crate) history: Vec<HistoryRule>,
+    /// PEM certificate chain (leaf first) of the client listener: with --tls-key it serves
+    /// wss:// and https:// instead of plaintext. Checked every 2 s and on SIGHUP, and
+    /// reloaded without a restart when it changes (a bad new pair keeps the old one).
+    #[arg(long, env = "HUBBUB_TLS_CERT", value_name = "PATH")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "HUBBUB_TLS_KEY", value_name = "PATH")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// PEM certificate chain of the gRPC listener (producer API and node-to-node), with
+    /// --grpc-tls-key [default: the --tls-cert pair when given, else plaintext]. In a
+    /// cluster it must chain to --cluster-ca.
+    #[arg(long, env = "HUBBUB_GRPC_TLS_CERT", value_name = "PATH")]
+    pub(crate) grpc_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --grpc-tls-cert.
+    #[arg(long, env = "HUBBUB_GRPC_TLS_KEY", value_name = "PATH")]
+    pub(crate) grpc_tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s) of the cluster: peers' gRPC certificates, and their client
+    /// certificates with mutual TLS, must chain to it. Needed by a clustered node whose gRPC
+    /// listener serves TLS.
+    #[arg(long, env = "HUBBUB_CLUSTER_CA", value_name = "PATH")]
+    pub(crate) cluster_ca: Option<PathBuf>,
+
+    /// PEM client certificate (signed by --cluster-ca) this node presents to its peers, with
+    /// --cluster-tls-key: mutual TLS, which also makes --cluster-secret optional.
+    #[arg(long, env = "HUBBUB_CLUSTER_TLS_CERT", value_name = "PATH")]
+    pub(crate) cluster_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --cluster-tls-cert.
+    #[arg(long, env = "HUBBUB_CLUSTER_TLS_KEY", value_name = "PATH")]
+    pub(crate) cluster_tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -368,6 +407,24 @@ impl ServeArgs {
             })?),
             None => None,
         };
+        let tls = TlsFiles::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            "tls-cert",
+            "tls-key",
+        )?;
+        let grpc_tls = TlsFiles::from_flags(
+            self.grpc_tls_cert.as_deref(),
+            self.grpc_tls_key.as_deref(),
+            "grpc-tls-cert",
+            "grpc-tls-key",
+        )?;
+        let cluster_tls = TlsFiles::from_flags(
+            self.cluster_tls_cert.as_deref(),
+            self.cluster_tls_key.as_deref(),
+            "cluster-tls-cert",
+            "cluster-tls-key",
+        )?;
         Ok(Settings {
             listen: self.listen,
             runtime: match self.runtime {
@@ -405,6 +462,10 @@ impl ServeArgs {
             pusher_apps: hub_pusher::Apps::from_specs(&self.pusher_apps, self.pusher_client_events)
                 .map_err(|e| e.to_string())?,
             history: self.history.clone(),
+            tls,
+            grpc_tls,
+            cluster_ca: self.cluster_ca.clone(),
+            cluster_tls,
         })
     }
 }

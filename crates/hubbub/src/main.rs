@@ -68,6 +68,16 @@ fn produce(command: cli::Command) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let ca = match &server.tls_ca {
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                eprintln!("hubbub: --tls-ca: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -79,8 +89,8 @@ fn produce(command: cli::Command) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let mut client =
-            hubbub_client::Client::connect(&server.server, server.api_key.clone()).await?;
+        let (addr, key) = (&server.server, server.api_key.clone());
+        let mut client = hubbub_client::Client::connect_tls(addr, key, ca.as_deref()).await?;
         let answer = match &command {
             C::Emit { id, data, .. } => json!({"delivered": client.emit(id, data).await?}),
             C::EmitUser { user, data, .. } => {
@@ -171,6 +181,10 @@ fn ready(
     addr: std::net::SocketAddr,
     grpc: Option<std::net::SocketAddr>,
 ) {
+    let (ws, http) = match settings.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    };
     tracing::info!(
         listen = %addr,
         grpc = ?grpc,
@@ -179,7 +193,7 @@ fn ready(
         shards = settings.shards,
         registry = %settings.registry.describe(),
         bus = %settings.bus.describe(),
-        "hubbub node ready: clients on ws://{addr}/ws, demo page on http://{addr}/"
+        "hubbub node ready: clients on {ws}://{addr}/ws, demo page on {http}://{addr}/"
     );
     if let Some(notice) = settings.pusher_apps().notice {
         tracing::info!("{notice}");
@@ -219,6 +233,7 @@ fn serve_tokio(settings: hub_serve::Settings) -> ExitCode {
             }
         };
         ready(&settings, server.local_addr(), server.grpc_addr());
+        tokio::spawn(reload_on_hangup(server.hub()));
         finished(server.run(shutdown_signal()).await)
     })
 }
@@ -241,6 +256,14 @@ fn serve_smol(settings: hub_serve::Settings) -> ExitCode {
             }
         };
         ready(&settings, server.local_addr(), server.hub().grpc_addr());
+        let hub = server.hub();
+        // SIGHUP is read through tokio's signal driver, on a thread of its own.
+        if let Ok(signals) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            std::thread::spawn(move || signals.block_on(reload_on_hangup(hub)));
+        }
         // Signals are read through tokio's signal driver, reached via async-compat.
         finished(
             server
@@ -248,6 +271,25 @@ fn serve_smol(settings: hub_serve::Settings) -> ExitCode {
                 .await,
         )
     })
+}
+
+/// Reloads the TLS certificates on every SIGHUP (they are also reloaded when their files
+/// change); without TLS, SIGHUP is ignored.
+async fn reload_on_hangup(hub: hubbub_tokio::Hub) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading TLS certificates");
+            let _ = hub.reload_tls();
+            hub.reload_grpc_tls();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = hub;
 }
 
 /// Resolves on SIGINT or SIGTERM.

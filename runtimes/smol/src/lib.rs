@@ -11,7 +11,7 @@ mod runtime;
 mod server;
 
 pub use hub_node::{Handler, Hub, HubError, ServeError};
-pub use runtime::{SmolConn, SmolReadiness, SmolRuntime};
+pub use runtime::{IoConn, SmolConn, SmolReadiness, SmolRuntime};
 pub use server::Server;
 
 pub use hub_core;

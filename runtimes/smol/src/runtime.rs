@@ -4,13 +4,18 @@ use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
 use hub_node::{Conn, Readiness, Runtime};
+use smol::io::{AsyncRead, AsyncWrite};
 use smol::Executor;
+
+/// Size of the read buffer of a stream that is not a bare socket (a TLS session's).
+const OWN_READ_BUFFER: usize = 4 * 1024;
 
 /// A smol executor run by a fixed number of threads.
 #[derive(Clone)]
@@ -153,5 +158,57 @@ impl Conn for SmolConn {
 
     fn into_tcp(self) -> io::Result<Result<TcpStream, Self>> {
         self.0.into_inner().map(Ok)
+    }
+}
+
+/// Any futures-io stream (a TLS session over a socket, for one), read through a small buffer
+/// of its own. Its task does all its writing (no [`Conn::write_now`]).
+#[derive(Debug)]
+pub struct IoConn<S>(Mutex<S>);
+
+impl<S> IoConn<S> {
+    /// Wraps `stream`.
+    pub fn new(stream: S) -> Self {
+        Self(Mutex::new(stream))
+    }
+
+    /// Polls `op` on the stream (the lock is only ever taken by the connection's task).
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>>
+    where
+        S: Unpin,
+    {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        op(Pin::new(&mut *stream), cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for IoConn<S> {
+    async fn read_with<F: FnOnce(&[u8]) + Send>(&self, sink: F) -> io::Result<usize> {
+        let mut sink = Some(sink);
+        std::future::poll_fn(|cx| {
+            let mut buf = [0u8; OWN_READ_BUFFER];
+            let n = ready!(self.poll(cx, |s, cx| s.poll_read(cx, &mut buf)))?;
+            if let Some(sink) = sink.take() {
+                sink(&buf[..n]);
+            }
+            Poll::Ready(Ok(n))
+        })
+        .await
+    }
+
+    async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll(cx, |s, cx| s.poll_write_vectored(cx, slices))).await
+    }
+
+    async fn flush(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll(cx, AsyncWrite::poll_flush)).await
+    }
+
+    async fn shutdown_write(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll(cx, AsyncWrite::poll_close)).await
     }
 }

@@ -9,7 +9,7 @@ use hub_core::ClientProtocol;
 use hub_node::{Handler, Hub, ServeError};
 use hub_serve::Settings;
 
-use crate::runtime::{SmolConn, SmolRuntime};
+use crate::runtime::{IoConn, SmolConn, SmolRuntime};
 
 /// A bound node: listening, with its shard and router tasks running on a smol executor.
 #[derive(Debug)]
@@ -52,6 +52,7 @@ impl Server {
     /// waits up to the shutdown timeout for queues to drain, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let Server { rt, hub, listener } = self;
+        let tls = hub.tls_config().map(futures_rustls::TlsAcceptor::from);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -60,7 +61,10 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.get_ref().set_nodelay(true);
-                        rt.spawn_http(hub.clone(), SmolConn(stream), peer);
+                        match &tls {
+                            None => rt.spawn_http(hub.clone(), SmolConn(stream), peer),
+                            Some(acceptor) => rt.spawn_tls(hub.clone(), acceptor, SmolConn(stream), peer),
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -80,5 +84,30 @@ impl SmolRuntime {
     fn spawn_http(&self, hub: Hub, conn: SmolConn, peer: SocketAddr) {
         use hub_node::Runtime;
         self.spawn(hub_node::serve_http(self.clone(), hub, conn, peer));
+    }
+
+    /// Serves a connection of a TLS listener: the handshake, then HTTP and WebSockets over it.
+    fn spawn_tls(
+        &self,
+        hub: Hub,
+        acceptor: &futures_rustls::TlsAcceptor,
+        conn: SmolConn,
+        peer: SocketAddr,
+    ) {
+        use hub_node::Runtime;
+        let acceptor = acceptor.clone();
+        let handshake = move |SmolConn(stream)| async move {
+            match acceptor.accept(stream).into_fallible().await {
+                Ok(tls) => Ok(IoConn::new(tls)),
+                Err((e, stream)) => Err((e, SmolConn(stream))),
+            }
+        };
+        self.spawn(hub_node::serve_tls(
+            self.clone(),
+            hub,
+            conn,
+            peer,
+            handshake,
+        ));
     }
 }

@@ -75,6 +75,7 @@ impl Server {
     /// waits up to the shutdown timeout for queues to drain, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let Server { hub, listener } = self;
+        let tls = hub.tls_config().map(tokio_rustls::TlsAcceptor::from);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -82,7 +83,12 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(hub_node::serve_http(TokioRuntime, hub.clone(), TcpConn(stream), peer));
+                        match &tls {
+                            None => {
+                                tokio::spawn(hub_node::serve_http(TokioRuntime, hub.clone(), TcpConn(stream), peer));
+                            }
+                            Some(acceptor) => spawn_tls(&hub, acceptor, stream, peer),
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -96,6 +102,29 @@ impl Server {
         hub_node::shutdown(&TokioRuntime, &hub).await;
         Ok(())
     }
+}
+
+/// Serves a connection of a TLS listener: the handshake, then HTTP and WebSockets over it.
+fn spawn_tls(
+    hub: &Hub,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let acceptor = acceptor.clone();
+    let handshake = move |TcpConn(stream)| async move {
+        match acceptor.accept(stream).into_fallible().await {
+            Ok(tls) => Ok(IoConn::new(tls)),
+            Err((e, stream)) => Err((e, TcpConn(stream))),
+        }
+    };
+    tokio::spawn(hub_node::serve_tls(
+        TokioRuntime,
+        hub.clone(),
+        TcpConn(stream),
+        peer,
+        handshake,
+    ));
 }
 
 /// Hands the hub a stream that axum or hyper already upgraded.
