@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser test of the demo page: a real Chromium (Debian's package) drives `hubbub serve`.
+# Browser test of the demo page: a real Chromium (Debian's package) drives `hubbub serve`,
+# over http:// (demo.test.mjs) and over https:// (tls.test.mjs).
 #
 #   bash tests/browser/run.sh
 #
@@ -33,4 +34,6 @@ if [ ! -d node_modules/playwright-core ]; then
 fi
 
 echo "== browser test: $("$CHROMIUM_PATH" --version 2>/dev/null || echo "$CHROMIUM_PATH"), $HUBBUB_BIN"
-exec node --test demo.test.mjs
+node --test demo.test.mjs
+echo "== the demo page over https:// (a CA made for the run; the browser ignores that it does not know it)"
+exec node --test tls.test.mjs
