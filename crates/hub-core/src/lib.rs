@@ -7,7 +7,7 @@
 //! Two state machines make a node, and one value wires them together:
 //! - [`Shard`]: a set of connections with their client/user/room indexes, bounded send
 //!   queues, heartbeats and the client JSON protocol. A node runs N shards.
-//! - [`Node`]: the router between a node's shards and the cluster: which shards, peers,
+//! - [`Router`]: the router between a node's shards and the cluster: which shards, peers,
 //!   bus channels and registry entries a delivery or an event concerns, and the sum of the
 //!   answers to each request.
 //! - [`Hub`]: N shards and the router in one value, for an embedder that drives the whole
@@ -112,7 +112,7 @@
 //! ## Without the hub
 //!
 //! A runtime that runs each shard and the router on its own thread or task drives [`Shard`]
-//! and [`Node`] directly, with the same loop, and carries what the hub carries inside:
+//! and [`Router`] directly, with the same loop, and carries what the hub carries inside:
 //! - a shard's `Report(..)`: feed it to the router as `node::Input::Shard`;
 //! - the router's `ToShard`: feed the input to that shard; `Reply`: answer the caller;
 //!   `ToPeer`, `Registry`, `Bus`: as `Cluster(..)` above.
@@ -156,7 +156,7 @@ pub(crate) mod timers;
 pub use config::{ClientProtocol, Config, ConfigError, OverflowPolicy};
 pub use hub::{ClusterOutput, Hub, HubInput, HubOutput};
 pub use ids::{shard_for, ClientId, ConnId, NodeId, RequestId, RoomName, ShardId, UserId};
-pub use node::{BusKind, ClusterMode, Node, NodeConfig};
+pub use node::{BusKind, ClusterMode, NodeConfig, Router};
 pub use seed::Seed;
 pub use shard::{Event, OpenError, OpenParams, Shard, Target};
 pub use stats::ShardStats;

@@ -4,7 +4,7 @@
 //!   and drain paths trigger) is driven beside a reference model (`support::model`); after
 //!   every op the outputs, getters, counters, timers and a log of received messages are
 //!   compared (see `support`).
-//! - `node_replies_once_per_command`: a `Node` under arbitrary commands, shard reports, peer
+//! - `node_replies_once_per_command`: a `Router` under arbitrary commands, shard reports, peer
 //!   traffic and cluster events answers every command exactly once.
 
 mod support;
@@ -18,8 +18,8 @@ use hub_core::node::{
 };
 use hub_core::shard::{Input as ShardInput, Report};
 use hub_core::{
-    BusKind, ClientId, ClusterMode, Config, ConnId, Node, NodeConfig, NodeId, OverflowPolicy,
-    RequestId, RoomName, ShardId, Target, UserId,
+    BusKind, ClientId, ClusterMode, Config, ConnId, NodeConfig, NodeId, OverflowPolicy, RequestId,
+    RoomName, Router, ShardId, Target, UserId,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -267,7 +267,7 @@ enum Kind {
 }
 
 struct NodeDriver {
-    node: Node,
+    node: Router,
     now: Instant,
     shards: u16,
     mode: ClusterMode,
@@ -286,7 +286,7 @@ impl NodeDriver {
             ..NodeConfig::standalone("me".into(), shards)
         };
         Self {
-            node: Node::new(config),
+            node: Router::new(config),
             now: Instant::now(),
             shards,
             mode,

@@ -17,7 +17,7 @@
 //!   frames and feeds the core in place, and writes each batch the core transmits straight
 //!   to the socket (`send`), keeping only what a full socket did not take until it drains.
 //!   An idle connection thereby costs no task, no reactor registration and no buffer;
-//! - a **router task** owns the [`hub_core::Node`] and answers [`Hub`] calls; the shards
+//! - a **router task** owns the [`hub_core::Router`] and answers [`Hub`] calls; the shards
 //!   reach it, and it them, over unbounded channels;
 //! - a **connection task** runs a stream that is not a bare TCP socket (one an embedding
 //!   service upgraded, handed over with [`Hub::serve_conn`]): it reads and decodes, feeds

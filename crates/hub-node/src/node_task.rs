@@ -38,7 +38,7 @@ pub(crate) struct NodeSnap {
 /// Runs the router until its channel closes.
 pub(crate) async fn run<R: Runtime>(
     rt: R,
-    mut router: node::Node,
+    mut router: node::Router,
     mut rx: mpsc::UnboundedReceiver<NodeMsg>,
     shards: Vec<ShardTx>,
     cluster: Option<Arc<Cluster>>,

@@ -111,7 +111,7 @@ pub async fn start<R: Runtime>(
             hub.clone(),
         ));
     }
-    let router = node::Node::new(settings.node_config(seed));
+    let router = node::Router::new(settings.node_config(seed));
     rt.spawn(node_task::run(rt.clone(), router, node_rx, txs, cluster));
     Ok(hub)
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use hub_core::shard::Input as ShardInput;
-use hub_core::{ClusterOutput, ConnId, Hub, HubInput, HubOutput, Node, NodeId, RequestId, Shard};
+use hub_core::{ClusterOutput, ConnId, Hub, HubInput, HubOutput, NodeId, RequestId, Router, Shard};
 
 use crate::client::SimClient;
 
@@ -40,7 +40,7 @@ impl SimNode {
     }
 
     /// The router.
-    pub fn router(&self) -> &Node {
+    pub fn router(&self) -> &Router {
         self.hub.router()
     }
 

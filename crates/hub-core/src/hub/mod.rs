@@ -1,4 +1,4 @@
-//! The embeddable hub: a node's [`Shard`]s and its router ([`Node`]) wired together in one
+//! The embeddable hub: a node's [`Shard`]s and its router ([`Router`]) wired together in one
 //! value, for runtimes that drive the whole node from one thread.
 //!
 //! A multi-threaded runtime runs each shard and the router on tasks of their own and carries
@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::config::{Config, ConfigError};
 use crate::ids::{shard_for, ConnId, ShardId};
-use crate::node::{Input as RouterInput, Node, NodeConfig, Output as RouterOutput, Reply};
+use crate::node::{Input as RouterInput, NodeConfig, Output as RouterOutput, Reply, Router};
 use crate::shard::{Input as ShardInput, OpenError, OpenParams, Output as ShardOutput, Shard};
 
 pub use io::{ClusterOutput, HubInput, HubOutput};
@@ -39,7 +39,7 @@ pub use io::{ClusterOutput, HubInput, HubOutput};
 pub struct Hub {
     config: Config,
     shards: Vec<Shard>,
-    router: Node,
+    router: Router,
     /// The latest `now` given; the wiring inside the hub runs at it.
     now: Option<Instant>,
     /// The first shard that may have outputs; `shards.len()` when none has.
@@ -82,7 +82,7 @@ impl Hub {
             config,
             cursor: shards.len(),
             shards,
-            router: Node::new(router),
+            router: Router::new(router),
             now: None,
             earliest: None,
             next_shard: 0,
@@ -107,7 +107,7 @@ impl Hub {
     }
 
     /// The router.
-    pub fn router(&self) -> &Node {
+    pub fn router(&self) -> &Router {
         &self.router
     }
 

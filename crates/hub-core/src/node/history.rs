@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Node, Origin, Output, ReadPurpose, Reply, Stage};
+use super::{Origin, Output, ReadPurpose, Reply, Router, Stage};
 use crate::history::{Position, Recovery, Since};
 use crate::ids::{ConnId, RequestId, RoomName};
 use crate::protocol;
@@ -23,7 +23,7 @@ use crate::shard::Input as ShardInput;
 /// How often rooms whose history expired are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-impl Node {
+impl Router {
     /// Whether `room` keeps history here (O(1) when no room does).
     pub(super) fn keeps_history(&self, room: &str) -> bool {
         self.config.history.covers(room)

@@ -368,7 +368,7 @@ pub enum Input {
     },
 }
 
-/// Something the runtime must do, drained with [`Node::poll_output`](super::Node::poll_output).
+/// Something the runtime must do, drained with [`Router::poll_output`](super::Router::poll_output).
 #[derive(Debug, Clone)]
 pub enum Output {
     /// Feed this input to one of this node's shards.

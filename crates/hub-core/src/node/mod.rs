@@ -187,7 +187,7 @@ struct Pending {
 
 /// The node router's state. See the module docs for the invariants.
 #[derive(Debug)]
-pub struct Node {
+pub struct Router {
     config: NodeConfig,
     room_shards: KeyedMap<RoomName, BTreeSet<u16>>,
     user_shards: KeyedMap<UserId, BTreeSet<u16>>,
@@ -212,7 +212,7 @@ pub struct Node {
 
 const INTERNAL_IDS: u64 = 1 << 63;
 
-impl Node {
+impl Router {
     /// A router with no peers.
     pub fn new(config: NodeConfig) -> Self {
         let keys = KeyedState::new(&config.seed);
@@ -285,7 +285,7 @@ impl Node {
 
     // ----- mutators -----
 
-    /// Feeds one event. Drain [`Node::poll_output`] afterwards.
+    /// Feeds one event. Drain [`Router::poll_output`] afterwards.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::Command { req, command } => self.on_command(now, req, command),
@@ -362,7 +362,7 @@ impl Node {
         self.outputs.pop_front()
     }
 
-    /// When [`Node::handle_timeout`] must next be called; O(1). (It may name the deadline of
+    /// When [`Router::handle_timeout`] must next be called; O(1). (It may name the deadline of
     /// a request already answered: calling early is harmless.)
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::*;
 
-impl Node {
+impl Router {
     pub(super) fn room_interest(&mut self, room: RoomName, active: bool) {
         if active {
             self.own_digest.add(room.as_str());

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use super::{Node, Origin, RegistryCommand};
+use super::{Origin, RegistryCommand, Router};
 use crate::ids::ShardId;
 use crate::shard::Report;
 
-impl Node {
+impl Router {
     pub(super) fn on_report(&mut self, now: Instant, shard: ShardId, report: Report) {
         match report {
             Report::Route { target, frame } => {

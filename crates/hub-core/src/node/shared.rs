@@ -5,7 +5,7 @@
 //! How the nodes agree: the node a publish arrives on asks the store to append it
 //! ([`HistoryCommand::Append`]) and delivers nothing itself. Every node with members of the
 //! room (the publishing one included) receives the numbered frame from its bus subscription,
-//! in the store's order, and sends it to its shards in offset order ([`Node::deliver_ordered`]):
+//! in the store's order, and sends it to its shards in offset order ([`Router::deliver_ordered`]):
 //! - a room's next offset is tracked per node while it has members here; a frame at or below
 //!   it is a duplicate and dropped, the next one goes out at once;
 //! - a frame beyond it (the bus lost messages: a reconnect, or a subscription that became
@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::{Node, Origin, Output, Stage};
+use super::{Origin, Output, Router, Stage};
 use crate::frame;
 use crate::history::{Position, Recovery, Since};
 use crate::ids::{RequestId, RoomName};
@@ -45,7 +45,7 @@ pub(super) struct Track {
 /// must not hold a room forever).
 const MAX_WAITING: usize = 4096;
 
-impl Node {
+impl Router {
     /// Asks the store to number and publish a history room's message.
     pub(super) fn append_shared(
         &mut self,

@@ -9,21 +9,21 @@ use crate::history::{HistoryMessage, HistoryPage, HistoryRule, Position};
 use crate::protocol;
 use crate::shard::Input as ShardInput;
 
-fn history_node() -> Node {
+fn history_node() -> Router {
     let rule = HistoryRule::new("h:*", 10, Duration::from_secs(60)).expect("rule");
     let mut config = NodeConfig::standalone("a".into(), 1);
     config.mode = ClusterMode::Cluster {
         bus: BusKind::Redis,
     };
     config.history = HistoryRules::new(vec![rule]);
-    Node::new(config)
+    Router::new(config)
 }
 
 fn frame(offset: u64, epoch: &str) -> Bytes {
     protocol::sequenced_message("h:r", None, offset, epoch, &offset.to_string())
 }
 
-fn bus(n: &mut Node, now: Instant, offset: u64, epoch: &str) -> Vec<Output> {
+fn bus(n: &mut Router, now: Instant, offset: u64, epoch: &str) -> Vec<Output> {
     n.handle_input(
         now,
         Input::Bus {

@@ -5,14 +5,14 @@ use bytes::Bytes;
 use super::*;
 use crate::shard::Input as ShardInput;
 
-pub(super) fn node(mode: ClusterMode, shards: u16) -> Node {
-    Node::new(NodeConfig {
+pub(super) fn node(mode: ClusterMode, shards: u16) -> Router {
+    Router::new(NodeConfig {
         mode,
         ..NodeConfig::standalone("me".into(), shards)
     })
 }
 
-pub(super) fn drain(node: &mut Node) -> Vec<Output> {
+pub(super) fn drain(node: &mut Router) -> Vec<Output> {
     std::iter::from_fn(|| node.poll_output()).collect()
 }
 
@@ -22,7 +22,7 @@ fn frame() -> Bytes {
 
 /// Answers every `ToShard` delivery/join with `count`, and lookups with `found`.
 pub(super) fn answer_shards(
-    node: &mut Node,
+    node: &mut Router,
     now: Instant,
     outputs: &[Output],
     count: u64,
@@ -506,7 +506,7 @@ fn a_peer_may_ask_only_for_the_documented_close_codes() {
     let mut n = node(ClusterMode::Cluster { bus: BusKind::Grpc }, 1);
     n.handle_input(now, Input::Cluster(ClusterEvent::NodeUp("b".into())));
     drain(&mut n);
-    let ask = |n: &mut Node, code: u16| {
+    let ask = |n: &mut Router, code: u16| {
         let op = RemoteOp::Disconnect {
             client: "c".into(),
             code,

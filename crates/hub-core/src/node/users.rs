@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use super::{Node, Origin, PeerMessage, RemoteOp, Stage};
+use super::{Origin, PeerMessage, RemoteOp, Router, Stage};
 use crate::ids::{NodeId, RequestId, UserId};
 use crate::shard::{Input as ShardInput, Target};
 
-impl Node {
+impl Router {
     /// Closes every connection of `user` on this node's shards and (when `forward`) asks every
     /// peer to do the same; answers with the count closed.
     pub(super) fn close_user(

@@ -120,7 +120,7 @@ fn a_peers_disconnect_user_closes_local_connections_only() {
         },
     );
     drain(&mut n);
-    let ask = |n: &mut Node, code: u16| {
+    let ask = |n: &mut Router, code: u16| {
         n.handle_input(
             now,
             Input::Peer {
