@@ -29,6 +29,10 @@ fn bad_flags_give_one_line_errors_naming_them() {
         (vec!["serve", "--registry", "mysql://x"], "--registry"),
         (vec!["serve", "--bogus"], "--bogus"),
         (vec!["serve", "--runtime", "go"], "--runtime"),
+        (
+            vec!["serve", "--pusher-webhook", "https://hooks.example/x"],
+            "--pusher-webhook",
+        ),
     ] {
         let (code, _, stderr) = run(&args);
         assert_ne!(code, 0, "{args:?} must fail");
@@ -84,6 +88,7 @@ fn help_explains_every_flag_and_default() {
         "--shutdown-timeout",
         "--cluster-secret",
         "--cluster-secret-file",
+        "--pusher-webhook",
     ] {
         assert!(stdout.contains(flag), "--help lists {flag}");
     }

@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) cluster: std::sync::OnceLock<Arc<hub_mesh::Cluster>>,
     /// The client listener's TLS (`None`: plaintext).
     pub(crate) tls: Option<crate::tls::ListenerTls>,
+    /// The Pusher webhook sender, when `--pusher-webhook` names URLs.
+    pub(crate) webhooks: Option<hub_serve::webhooks::PusherWebhooks>,
 }
 
 /// A handle to a running node: emit, publish, look up, disconnect. Cheap to clone.

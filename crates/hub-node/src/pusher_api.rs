@@ -6,6 +6,7 @@ use hub_core::node::{Command, Reply};
 use hub_core::UserId;
 use hub_edge::api::ApiError;
 use hub_edge::pusher_api::answer::{self, ChannelInfo};
+use hub_edge::pusher_api::webhook::WebhookEvent;
 use hub_edge::pusher_api::{Info, PusherRequest, Trigger};
 use hub_pusher::App;
 use hub_serve::pusher_api::{deliveries, error_response, PusherCall};
@@ -103,4 +104,14 @@ async fn channel_info(
         501,
         "info needs cluster-wide presence, which this build does not have yet",
     ))
+}
+
+impl Hub {
+    /// Queues a Pusher webhook event of app `app_id` for its `--pusher-webhook` URLs (nothing
+    /// when none is configured). The WebSocket side reports `client_event`s here.
+    pub fn pusher_webhook(&self, app_id: &str, event: &WebhookEvent) {
+        if let Some(webhooks) = &self.inner.webhooks {
+            webhooks.send(app_id, event);
+        }
+    }
 }

@@ -75,6 +75,11 @@ pub async fn start<R: Runtime>(
             settings: settings.clone(),
             cluster: std::sync::OnceLock::new(),
             tls,
+            webhooks: hub_serve::webhooks::PusherWebhooks::start(
+                &settings.pusher_apps().apps,
+                &settings.pusher_webhooks,
+            )
+            .map_err(|e| ServeError::Settings(format!("--pusher-webhook: cannot start: {e}")))?,
         }),
     };
     if let Some(tls) = &hub.inner.tls {

@@ -179,6 +179,8 @@ pub struct Settings {
     pub cluster_secret: Option<String>,
     /// The Pusher apps given by `--pusher-app` (see [`Settings::pusher_apps`] for those served).
     pub pusher_apps: hub_pusher::Apps,
+    /// The URLs every Pusher app's webhooks are POSTed to (`--pusher-webhook`).
+    pub pusher_webhooks: Vec<String>,
     /// Rooms that keep history (`--history PATTERN=N/TTL`, repeatable). Default none.
     pub history: Vec<HistoryRule>,
     /// Certificate and key of the client listener (`--tls-cert`, `--tls-key`): `wss://` and
@@ -225,6 +227,7 @@ impl Default for Settings {
             max_http_connections: 1024,
             cluster_secret: None,
             pusher_apps: hub_pusher::Apps::default(),
+            pusher_webhooks: Vec::new(),
             history: Vec::new(),
             tls: None,
             grpc_tls: None,
@@ -264,6 +267,7 @@ impl fmt::Debug for Settings {
             .field("max_http_connections", &self.max_http_connections)
             .field("cluster_secret", &secret(&self.cluster_secret))
             .field("pusher_apps", &self.pusher_apps)
+            .field("pusher_webhooks", &self.pusher_webhooks)
             .field("history", &self.history)
             .field("tls", &self.tls)
             .field("grpc_tls", &self.grpc_tls)
@@ -428,6 +432,9 @@ impl Settings {
                     "--jwks-url: expected http://HOST[:PORT]/PATH, got {url:?}"
                 ));
             }
+        }
+        for url in &self.pusher_webhooks {
+            crate::webhooks::check_url(url).map_err(|e| format!("--pusher-webhook: {e}"))?;
         }
         if self.jwks_refresh < Duration::from_secs(1) {
             return Err("--jwks-refresh: must be at least 1s".into());

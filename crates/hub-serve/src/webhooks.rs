@@ -76,6 +76,66 @@ impl Webhooks {
     }
 }
 
+/// Checks a webhook URL: `http://HOST[:PORT]/PATH` (the error says what is expected).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let host = url
+        .strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or_default());
+    match host {
+        Some(host) if !host.is_empty() && url.parse::<ureq::http::Uri>().is_ok() => Ok(()),
+        _ => Err(format!(
+            "expected http://HOST[:PORT]/PATH, got {url:.200?} (https is not supported)"
+        )),
+    }
+}
+
+/// The webhooks of a node's Pusher apps: every URL of `--pusher-webhook` receives the events
+/// of every app, signed with that app's key and secret.
+#[derive(Debug, Clone)]
+pub struct PusherWebhooks {
+    sender: Webhooks,
+    /// Per app id, the endpoint indexes of its URLs.
+    by_app: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl PusherWebhooks {
+    /// Starts the sender when there are URLs (`None` otherwise).
+    pub fn start(apps: &hub_pusher::Apps, urls: &[String]) -> std::io::Result<Option<Self>> {
+        if urls.is_empty() || apps.is_empty() {
+            return Ok(None);
+        }
+        let mut endpoints = Vec::new();
+        let mut by_app = std::collections::HashMap::new();
+        for app in apps.iter() {
+            let indexes: &mut Vec<usize> = by_app.entry(app.id.clone()).or_default();
+            for url in urls {
+                indexes.push(endpoints.len());
+                endpoints.push(Endpoint {
+                    url: url.clone(),
+                    key: app.key.clone(),
+                    secret: app.secret.clone(),
+                });
+            }
+        }
+        Ok(Some(Self {
+            sender: Webhooks::start(endpoints)?,
+            by_app,
+        }))
+    }
+
+    /// Queues `event` of app `app_id` for each of its URLs.
+    pub fn send(&self, app_id: &str, event: &WebhookEvent) {
+        for &endpoint in self.by_app.get(app_id).into_iter().flatten() {
+            self.sender.send(endpoint, event.clone());
+        }
+    }
+
+    /// The sender's counters.
+    pub fn stats(&self) -> &WebhookStats {
+        &self.sender.stats
+    }
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -128,3 +128,59 @@ fn time(r: &Received) -> String {
     let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
     v["time_ms"].to_string()
 }
+
+#[test]
+fn webhook_urls_are_checked() {
+    for ok in [
+        "http://127.0.0.1:9000/hooks",
+        "http://hooks.internal/pusher?x=1",
+        "http://h",
+    ] {
+        assert_eq!(check_url(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "https://h/x",
+        "ftp://h",
+        "http://",
+        "http:///path",
+        "h:80/x",
+        "http://a b/",
+    ] {
+        assert!(check_url(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn each_app_signs_its_own_events() {
+    let (url, rx) = server(Vec::new());
+    let apps = hub_pusher::Apps::new(vec![
+        hub_pusher::App::new("a", "key-a", "secret-a-0123456789").expect("app"),
+        hub_pusher::App::new("b", "key-b", "secret-b-0123456789").expect("app"),
+    ])
+    .expect("apps");
+    assert!(PusherWebhooks::start(&apps, &[])
+        .expect("no thread")
+        .is_none());
+    let hooks = PusherWebhooks::start(&apps, &[url])
+        .expect("thread")
+        .expect("started");
+    let occupied = |c: &str| WebhookEvent::ChannelOccupied { channel: c.into() };
+    hooks.send("b", &occupied("for-b"));
+    hooks.send("nope", &occupied("for-nobody"));
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("b's webhook");
+    assert_eq!(got.header("x-pusher-key"), Some("key-b"));
+    assert!(got.body.contains("for-b"));
+    assert_eq!(
+        got.header("x-pusher-signature"),
+        Some(signature(b"secret-b-0123456789", got.body.as_bytes()).as_str())
+    );
+    hooks.send("a", &occupied("for-a"));
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a's webhook");
+    assert_eq!(got.header("x-pusher-key"), Some("key-a"));
+    assert!(got.body.contains("for-a") && !got.body.contains("for-nobody"));
+}

@@ -339,6 +339,18 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HUBBUB_PUSHER_CLIENT_EVENTS")]
     pub(crate) pusher_client_events: bool,
 
+    /// A URL (http://HOST[:PORT]/PATH) that receives the Pusher webhooks of every app:
+    /// channel_occupied, channel_vacated, member_added, member_removed and client_event, in
+    /// signed batches (X-Pusher-Key, X-Pusher-Signature), retried with backoff. Repeatable;
+    /// comma-separated in the environment variable [default: none].
+    #[arg(
+        long = "pusher-webhook",
+        env = "HUBBUB_PUSHER_WEBHOOK",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub(crate) pusher_webhooks: Vec<String>,
+
     /// Rooms that keep history, e.g. 'chat:*=100/10m': rooms named PATTERN (a trailing *
     /// matches any suffix) keep their last N messages (1 to 1000), each for at most TTL; their
     /// messages carry offset and epoch, and a join with since replays what was missed.
@@ -461,6 +473,7 @@ impl ServeArgs {
             cluster_secret,
             pusher_apps: hub_pusher::Apps::from_specs(&self.pusher_apps, self.pusher_client_events)
                 .map_err(|e| e.to_string())?,
+            pusher_webhooks: self.pusher_webhooks.clone(),
             history: self.history.clone(),
             tls,
             grpc_tls,
