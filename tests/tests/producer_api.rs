@@ -169,8 +169,19 @@ async fn stats_metrics_and_demo_page() {
     assert!(stats["messages_out"].as_u64() >= Some(1));
     assert_eq!(stats["slow_consumer_closes"], 0);
     assert!(stats["peers"].is_array());
+    // One API call, so that its latency shows in the histogram.
+    let online = http(node.addr, "GET", "/api/online/s", None, &[]).await;
+    assert_eq!(online.status, 200);
     let metrics = http(node.addr, "GET", "/metrics", None, &[]).await;
     assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .body
+            .contains("hubbub_api_command_duration_seconds_count{command=\"online\"} 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics.body.ends_with("# EOF\n"), "{}", metrics.body);
     assert!(
         metrics.body.contains("hubbub_connections 1"),
         "{}",

@@ -30,6 +30,7 @@ pub mod api;
 pub mod auth;
 pub mod demo;
 pub mod history_api;
+pub mod metrics;
 pub mod pusher_api;
 pub mod script;
 pub mod stats;
@@ -37,7 +38,8 @@ pub mod units;
 
 pub use api::{parse_api, ApiError, ApiRequest, MAX_API_BODY};
 pub use auth::{api_key_ok, AuthError, Claims, JwtVerifier, OriginPolicy};
-pub use stats::{health, metrics_text, stats_json, NodeSnapshot, ShardSnapshot};
+pub use metrics::{metrics_text, Latencies};
+pub use stats::{health, stats_json, NodeSnapshot, ShardSnapshot};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 
 #[cfg(test)]

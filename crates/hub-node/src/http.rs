@@ -12,7 +12,8 @@ use crate::runtime::{linger_close, timeout, write_all, Conn, Runtime};
 use crate::sockets::LINGER;
 use bytes::BytesMut;
 use hub_edge::api::MAX_API_BODY;
-use hub_edge::stats::{health, metrics_text, stats_json};
+use hub_edge::metrics::{metrics_text, CONTENT_TYPE as METRICS_TYPE};
+use hub_edge::stats::{health, stats_json};
 use hub_serve::Decision;
 use hub_wire::http::{parse_request, upgrade_response, Parsed, RequestHead, Response};
 use hub_wire::server::{body_framing, error_response};
@@ -129,8 +130,8 @@ pub(crate) async fn serve_requests<R: Runtime, C: Conn>(
             Decision::Stats => Response::json(200, stats_json(&hub.snapshot().await)),
             Decision::Metrics => Response::new(
                 200,
-                "text/plain; version=0.0.4",
-                metrics_text(&hub.snapshot().await),
+                METRICS_TYPE,
+                metrics_text(&hub.snapshot().await, &hub.inner.latencies),
             ),
             Decision::Demo => Response::html(200, hub_edge::demo::DEMO_PAGE),
             Decision::Script => {

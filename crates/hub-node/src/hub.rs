@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     /// Connections in their HTTP phase (not WebSockets), capped by `max_http_connections`.
     pub(crate) http_open: AtomicUsize,
     pub(crate) all_closed: Notify,
+    /// Latency histograms shown on `/metrics`.
+    pub(crate) latencies: hub_edge::Latencies,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) started: Instant,
     pub(crate) drain_timeout: std::time::Duration,
@@ -120,12 +122,15 @@ impl Hub {
 
     /// Runs a router command and waits for its reply.
     pub async fn command(&self, command: Command) -> Result<Reply, HubError> {
+        let (kind, started) = (command.kind(), Instant::now());
         let (tx, rx) = oneshot::channel();
         self.inner
             .node
             .send(NodeMsg::Command { command, reply: tx })
             .map_err(|_| HubError::Stopped)?;
-        rx.await.map_err(|_| HubError::Stopped)
+        let reply = rx.await.map_err(|_| HubError::Stopped);
+        self.inner.latencies.observe(kind, started.elapsed());
+        reply
     }
 
     async fn deliver(

@@ -69,6 +69,7 @@ pub async fn start<R: Runtime>(
             live: AtomicUsize::new(0),
             http_open: AtomicUsize::new(0),
             all_closed: Notify::new(),
+            latencies: hub_edge::Latencies::default(),
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             drain_timeout: config.drain_timeout,

@@ -75,6 +75,23 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command's name, for metrics and logs (`deliver`, `online`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Deliver { .. } => "deliver",
+            Command::Online { .. } => "online",
+            Command::Disconnect { .. } => "disconnect",
+            Command::DisconnectUser { .. } => "disconnect_user",
+            Command::DeliverLocal { .. } => "deliver_local",
+            Command::Join { .. } => "join",
+            Command::Leave { .. } => "leave",
+            Command::History { .. } => "history",
+            Command::Position { .. } => "position",
+        }
+    }
+}
+
 /// The answer to a [`Command`] or a remote request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
