@@ -277,7 +277,7 @@ fn bad_history_values_stop_the_node_with_one_line_naming_the_flag() {
         .args([
             "serve",
             "--registry",
-            "redis://127.0.0.1:1",
+            "etcd://127.0.0.1:1",
             "--grpc-listen",
             "127.0.0.1:0",
         ])

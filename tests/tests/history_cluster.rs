@@ -1,4 +1,4 @@
-//! Room history in a cluster (Redis registry and Redis bus, history in Redis): a client that
+//! Room history in a cluster (Redis registry, Redis or gRPC bus, history in Redis): a client that
 //! reconnects to another node recovers exactly what it missed; epochs follow Redis; and a
 //! node killed with SIGKILL during a sequenced publish loses its subscribers nothing once
 //! they rejoin elsewhere with `since`.
@@ -46,8 +46,18 @@ async fn join(c: &mut Client, room: &str, since: Option<(u64, &str)>) -> Value {
 }
 
 #[tokio::test]
-async fn a_client_recovers_on_another_node_and_epochs_follow_redis() {
-    let cluster = Cluster::start_with(Registry::Redis, Bus::Redis, 3, FLAGS).await;
+async fn a_client_recovers_on_another_node_and_epochs_follow_redis_bus() {
+    recovery_on_another_node(Bus::Redis).await;
+}
+
+/// With the gRPC bus, history rooms still travel through the registry's Redis.
+#[tokio::test]
+async fn a_client_recovers_on_another_node_and_epochs_follow_redis_grpc_bus() {
+    recovery_on_another_node(Bus::Grpc).await;
+}
+
+async fn recovery_on_another_node(bus: Bus) {
+    let cluster = Cluster::start_with(Registry::Redis, bus, 3, FLAGS).await;
     let (mut a, _) = Client::connect(&cluster.url(0, "/ws?id=a")).await;
     let (mut b, _) = Client::connect(&cluster.url(2, "/ws?id=b")).await;
     let start = join(&mut a, "h:c", None).await;

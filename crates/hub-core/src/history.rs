@@ -11,7 +11,9 @@
 //! publish (from a client or the producer API) is not delivered by the shard it arrived on;
 //! it goes to the router, which appends it to [`MemoryHistory`] (the offset, the finished
 //! frame with `offset` and `epoch`), then sends that frame to every shard with members. The
-//! router feeds each shard in order, so every member sees a room's offsets in order.
+//! router feeds each shard in order, so every member sees a room's offsets in order. In a
+//! cluster the store that numbers messages is Redis, shared by every node, and each router
+//! orders what its bus subscription brings (see the router's `shared` module).
 //!
 //! Recovery: a join of a history room holds the room's live messages for that connection
 //! (the shard keeps them aside) and asks the router for the room's position and, with

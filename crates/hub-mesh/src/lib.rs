@@ -115,6 +115,8 @@ pub struct ClusterConfig {
     pub cluster_tls: Option<hub_serve::TlsFiles>,
     /// Time a TLS handshake of the gRPC listener may take.
     pub handshake_timeout: Duration,
+    /// The Redis that history rooms live in and travel through (`--history` in a cluster).
+    pub history_redis: Option<String>,
 }
 
 /// The smallest peer message limit: gRPC's customary 4 MiB.
@@ -160,6 +162,7 @@ impl ClusterConfig {
             cluster_ca: settings.cluster_ca.clone(),
             cluster_tls: settings.cluster_tls.clone(),
             handshake_timeout: settings.handshake_timeout,
+            history_redis: settings.history_redis(),
         })
     }
 }
@@ -239,7 +242,12 @@ impl Cluster {
             config.advertise = grpc_addr.to_string();
         }
         let with_registry = config.registry != RegistrySpec::Memory;
-        let with_bus = with_registry && matches!(config.bus, BusSpec::Redis(_));
+        // History rooms travel over Redis pub/sub even when the bus is gRPC.
+        let bus_url = match (&config.bus, &config.history_redis) {
+            (BusSpec::Redis(url), _) | (_, Some(url)) if with_registry => Some(url.clone()),
+            _ => None,
+        };
+        let with_bus = bus_url.is_some();
         let health = Arc::new(health::Health::new(with_registry, with_bus));
         let auth = PeerAuth::new(
             config.node.clone(),
@@ -322,8 +330,8 @@ impl Cluster {
             ));
             tx
         });
-        let history = match &config.bus {
-            BusSpec::Redis(url) if with_registry => {
+        let history = match &config.history_redis {
+            Some(url) if with_registry => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(history::history_task(
                     url.clone(),
@@ -335,8 +343,8 @@ impl Cluster {
             }
             _ => None,
         };
-        let bus = match &config.bus {
-            BusSpec::Redis(url) if with_registry => {
+        let bus = match &bus_url {
+            Some(url) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(driver::bus_task(
                     url.clone(),

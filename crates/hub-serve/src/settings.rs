@@ -277,9 +277,10 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// Most messages a `--history` rule may keep per room: a replay must fit a send queue
-/// (1,024 frames).
-pub const MAX_HISTORY_LEN: usize = 1000;
+/// Most messages a `--history` rule may keep per room. A replay larger than a send queue
+/// (1,024 frames, `--send-queue-bytes`) closes its connection with 4008, so a small gap
+/// recovers whatever N is, and a large one only when the queue takes it.
+pub const MAX_HISTORY_LEN: usize = 100_000;
 
 /// Parses one `--history` value: `PATTERN=N/TTL` (`chat:*=100/10m`: rooms whose names start
 /// with `chat:` keep their last 100 messages, each for at most 10 minutes).
@@ -370,6 +371,18 @@ impl Settings {
         self.jwt_secret.is_some() || self.jwt_public_key_pem.is_some() || self.jwks_url.is_some()
     }
 
+    /// The Redis a clustered node keeps history in (and delivers it through): the bus's, else
+    /// the registry's; `None` without history rooms or without Redis.
+    pub fn history_redis(&self) -> Option<String> {
+        if self.history.is_empty() || !self.clustered() {
+            return None;
+        }
+        match (&self.bus, &self.registry) {
+            (BusSpec::Redis(url), _) | (_, RegistrySpec::Redis(url)) => Some(url.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether the node is part of a cluster (a shared registry is configured).
     pub fn clustered(&self) -> bool {
         self.registry != RegistrySpec::Memory
@@ -452,8 +465,8 @@ impl Settings {
         if self.max_connections_per_ip == Some(0) {
             return Err("--max-connections-per-ip: must be at least 1".into());
         }
-        if self.clustered() && !self.history.is_empty() && !matches!(self.bus, BusSpec::Redis(_)) {
-            return Err("--history: a cluster keeps history in Redis and delivers it over Redis pub/sub; add --bus redis://HOST:PORT".into());
+        if self.clustered() && !self.history.is_empty() && self.history_redis().is_none() {
+            return Err("--history: a cluster keeps history in Redis; use --registry redis://HOST:PORT or --bus redis://HOST:PORT".into());
         }
         if self.clustered() && self.grpc_listen.is_none() {
             return Err("--grpc-listen: a clustered node (--registry redis:// or etcd://) needs a gRPC address".into());
@@ -572,7 +585,7 @@ mod tests {
             "x",
             "x=1",
             "x=0/1s",
-            "x=1001/1s",
+            "x=100001/1s",
             "x=1/0s",
             "x=1/soon",
             "=1/1s",
@@ -588,15 +601,19 @@ mod tests {
             history: vec![parse_history_rule("a=1/1s").expect("valid")],
             ..Settings::default()
         };
-        let e = clustered
-            .validate()
-            .expect_err("a cluster needs the Redis bus");
+        assert_eq!(clustered.validate(), Ok(()));
+        assert_eq!(clustered.history_redis().as_deref(), Some("redis://h:1"));
+        let etcd = Settings {
+            registry: RegistrySpec::Etcd(vec!["h:2379".into()]),
+            ..clustered.clone()
+        };
+        let e = etcd.validate().expect_err("history needs a Redis");
         assert!(e.starts_with("--history: "), "{e}");
         let with_bus = Settings {
-            bus: BusSpec::Redis("redis://h:1".into()),
-            ..clustered
+            bus: BusSpec::Redis("redis://b:1".into()),
+            ..etcd
         };
-        assert_eq!(with_bus.validate(), Ok(()));
+        assert_eq!(with_bus.history_redis().as_deref(), Some("redis://b:1"));
     }
 
     #[test]

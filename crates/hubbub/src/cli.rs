@@ -352,9 +352,10 @@ pub(crate) struct ServeArgs {
     pub(crate) pusher_webhooks: Vec<String>,
 
     /// Rooms that keep history, e.g. 'chat:*=100/10m': rooms named PATTERN (a trailing *
-    /// matches any suffix) keep their last N messages (1 to 1000), each for at most TTL; their
+    /// matches any suffix) keep their last N messages (1 to 100000), each for at most TTL; their
     /// messages carry offset and epoch, and a join with since replays what was missed.
-    /// Repeatable; comma-separated in HUBBUB_HISTORY. Single node only (memory) [default: none].
+    /// Repeatable; comma-separated in HUBBUB_HISTORY. Kept in memory on one node, in Redis in a
+    /// cluster (the bus's or the registry's) [default: none].
     #[arg(long, env = "HUBBUB_HISTORY", value_name = "PATTERN=N/TTL", value_parser = parse_history_rule, value_delimiter = ',')]
     pub(crate) history: Vec<HistoryRule>,
     /// PEM certificate chain (leaf first) of the client listener: with --tls-key it serves

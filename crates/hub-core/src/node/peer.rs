@@ -20,6 +20,15 @@ impl Router {
         }
         match self.bus() {
             Some(BusKind::Grpc) => {
+                if self.keeps_history(room.as_str()) {
+                    // History rooms travel over Redis pub/sub whatever the bus (shared.rs).
+                    let command = if active {
+                        BusCommand::Subscribe(room.clone())
+                    } else {
+                        BusCommand::Unsubscribe(room.clone())
+                    };
+                    self.outputs.push_back(Output::Bus(command));
+                }
                 let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
                 for node in peers {
                     self.send_peer(

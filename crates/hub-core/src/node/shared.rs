@@ -16,6 +16,9 @@
 //!
 //! Joins read the store ([`ReadPurpose::Recover`]); the shard holds live frames meanwhile and
 //! drops those the replay covers, as on one node.
+//!
+//! With the gRPC bus, history rooms still travel over the store's pub/sub: the router
+//! subscribes their channels beside sending peers its interest (`peer.rs`).
 
 use std::collections::BTreeMap;
 

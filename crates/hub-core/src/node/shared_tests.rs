@@ -134,3 +134,43 @@ fn bus_frames_go_out_in_offset_order_and_a_gap_is_filled_from_the_store() {
         Output::History(HistoryCommand::Append { id: Some(_), .. })
     )));
 }
+
+#[test]
+fn with_the_grpc_bus_history_rooms_are_still_subscribed_on_redis() {
+    let now = Instant::now();
+    let rule = HistoryRule::new("h:*", 10, Duration::from_secs(60)).expect("rule");
+    let mut config = NodeConfig::standalone("a".into(), 1);
+    config.mode = ClusterMode::Cluster { bus: BusKind::Grpc };
+    config.history = HistoryRules::new(vec![rule]);
+    let mut n = Router::new(config);
+    let active = |n: &mut Router, room: &str, on: bool| {
+        let report = if on {
+            Report::RoomActive(room.into())
+        } else {
+            Report::RoomIdle(room.into())
+        };
+        n.handle_input(
+            now,
+            Input::Shard {
+                shard: ShardId(0),
+                report,
+            },
+        );
+        drain(n)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Bus(command) => Some(command),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        active(&mut n, "h:r", true),
+        [BusCommand::Subscribe("h:r".into())]
+    );
+    assert_eq!(active(&mut n, "plain", true), []);
+    assert_eq!(
+        active(&mut n, "h:r", false),
+        [BusCommand::Unsubscribe("h:r".into())]
+    );
+}
