@@ -16,11 +16,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freePort, sleep } from '../net-util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.HUBBUB_BIN || path.resolve(here, '../../target/debug/hubbub');
@@ -56,19 +56,7 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 process.on('exit', () => { try { node?.kill('SIGKILL'); } catch {} });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Resolves with the promise's value, or with 'timeout' after ms (and leaves no timer behind).
 function within(promise, ms) {

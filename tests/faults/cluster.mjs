@@ -1,41 +1,14 @@
-// The processes of a fault scenario: Redis, Hubbub nodes, a TCP proxy in front of one node's
-// gRPC address; started on free loopback ports, every wait bounded.
+// The processes of a fault scenario: Redis and Hubbub nodes on free loopback ports (and,
+// from ../net-util.mjs, the TCP proxy put in front of one node's gRPC address); every wait
+// bounded.
 
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import { Proxy, freePort, sleep, waitPort } from '../net-util.mjs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A free loopback port. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Waits until `port` accepts a TCP connection (or throws after `ms`). */
-export async function waitPort(port, ms = 15_000, what = `port ${port}`) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not open within ${ms} ms`);
-}
+export { Proxy, freePort, sleep, waitPort };
 
 /** A child process that keeps its output and its exit. */
 function child(cmd, args, env = {}) {
@@ -82,50 +55,6 @@ export class Redis {
   }
 
   kill(signal = 'SIGKILL') { return stop(this.proc, signal); }
-}
-
-/** A TCP proxy: listens on `port`, forwards to `target`; `cut()` drops every connection
- * and refuses new ones until `restore()`. */
-export class Proxy {
-  constructor(target) {
-    this.target = target;
-    this.port = 0;
-    this.sockets = new Set();
-    this.server = null;
-  }
-
-  async start() {
-    this.port ||= await freePort();
-    await this.listen();
-  }
-
-  listen() {
-    this.server = net.createServer((down) => {
-      const up = net.connect(this.target, '127.0.0.1');
-      for (const s of [down, up]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {});
-      }
-      down.pipe(up);
-      up.pipe(down);
-      down.on('close', () => up.destroy());
-      up.on('close', () => down.destroy());
-    });
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.port, '127.0.0.1', resolve);
-    });
-  }
-
-  cut() {
-    this.server?.close();
-    this.server = null;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-  }
-
-  restore() { return this.listen(); }
 }
 
 /** One `hubbub serve` of the cluster. */

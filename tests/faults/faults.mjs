@@ -228,7 +228,7 @@ export async function runScenario(o) {
   } finally {
     for (const s of subs) s.client.close();
     probe?.close();
-    proxy?.cut();
+    proxy?.close();
     for (const node of nodes) await stop(node.proc, 'SIGKILL');
     await redis.kill('SIGKILL');
   }

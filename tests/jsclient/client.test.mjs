@@ -16,11 +16,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { connect, advance, afterJoined, HubbubError } from '../../crates/hub-edge/src/hubbub.js';
+import { Proxy, freePort, sleep } from '../net-util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.HUBBUB_BIN || path.resolve(here, '../../target/debug/hubbub');
@@ -40,19 +40,7 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 process.on('exit', () => { try { node?.child.kill('SIGKILL'); } catch {} });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // Starts the node on `port` (a free one when absent), with `extra` flags, and waits for
 // /healthz.
@@ -409,35 +397,11 @@ test('no reconnect after 4003: the backend disconnected this client through the 
   assert.deepEqual(await online('kicked'), { online: false });
 });
 
-// A TCP proxy in front of `port`: cut() drops every connection through it; while `refusing`,
-// new connections are dropped at once (the client stays away).
-async function proxyTo(port) {
-  const socks = new Set();
-  const proxy = { refusing: false };
-  const server = net.createServer((down) => {
-    if (proxy.refusing) return down.destroy();
-    const up = net.connect(port, '127.0.0.1');
-    for (const s of [down, up]) {
-      socks.add(s);
-      s.on('close', () => socks.delete(s));
-      s.on('error', () => {});
-    }
-    down.pipe(up);
-    up.pipe(down);
-    down.on('close', () => up.destroy());
-    up.on('close', () => down.destroy());
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  proxy.port = server.address().port;
-  proxy.cut = () => { for (const s of socks) s.destroy(); };
-  proxy.close = () => { proxy.cut(); server.close(); };
-  return proxy;
-}
-
 test('history: a dropped client rejoins with since and gets exactly what it missed, in order; a lost history is a gap', async () => {
   const flags = ['--history', 'h:*=100/10m'];
   let hist = await startNode(undefined, flags);
-  const proxy = await proxyTo(hist.port);
+  const proxy = new Proxy(hist.port);
+  await proxy.start();
   try {
     const a = client({ id: 'hist-a', backoff: { min: 50, max: 200 } }, `ws://127.0.0.1:${proxy.port}/ws`);
     await next(a, 'welcome');
@@ -453,7 +417,7 @@ test('history: a dropped client rejoins with since and gets exactly what it miss
     // Away while 3..5 are published; back through the proxy, the rejoin replays them.
     proxy.refusing = true;
     const lost = next(a, 'close');
-    proxy.cut();
+    proxy.drop();
     await lost;
     for (const n of [3, 4, 5]) await apiPublish('h:room', n, hist.port);
     const rejoined = next(a, 'joined', (j) => j.room === 'h:room');
