@@ -13,6 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { freePort, sleep } from '../net-util.mjs';
 
 const require = createRequire(import.meta.url);
 /** The `pusher` server SDK (Node). */
@@ -33,20 +34,7 @@ const CLUSTER_SECRET = 'test-cluster-secret-0123456789abcdef';
 /** The app every test node serves (`--pusher-app ID:KEY:SECRET`). */
 export const APP = { id: 'test-app', key: 'test-key', secret: 'test-secret-0123456789abcdef' };
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { sleep, freePort };
 
 let helpText = null;
 /**
