@@ -86,7 +86,9 @@
 //!             HubOutput::Delivered { .. }
 //!             | HubOutput::Online { .. }
 //!             | HubOutput::Disconnected { .. }
-//!             | HubOutput::Answer { .. } => {} // answers to HubInput::Command
+//!             | HubOutput::Answer { .. }
+//!             | HubOutput::Presence { .. } => {} // answers to HubInput::Command
+//!             HubOutput::PresenceEvent(_) => {} // who came and went, if asked for
 //!             HubOutput::Cluster(_) => {} // a standalone hub has none
 //!         }
 //!     }
@@ -145,6 +147,8 @@ pub mod history;
 pub mod hub;
 pub mod ids;
 pub mod node;
+pub mod pattern;
+pub mod presence;
 pub mod protocol;
 pub(crate) mod queue;
 pub(crate) mod rooms;
@@ -157,6 +161,8 @@ pub use config::{ClientProtocol, Config, ConfigError, OverflowPolicy};
 pub use hub::{ClusterOutput, Hub, HubInput, HubOutput};
 pub use ids::{shard_for, ClientId, ConnId, NodeId, RequestId, RoomName, ShardId, UserId};
 pub use node::{BusKind, ClusterMode, NodeConfig, Router};
+pub use pattern::{RoomPattern, RoomPatterns};
+pub use presence::{Member, PresenceCount, PresenceEvent, Scope};
 pub use seed::Seed;
 pub use shard::{Event, OpenError, OpenParams, Shard, Target};
 pub use stats::ShardStats;

@@ -398,6 +398,31 @@ pub fn message_parts(frame: &Bytes) -> Option<MessageParts> {
     Some(MessageParts { room, from, data })
 }
 
+/// `{"type":"presence","room":R,"join":{"id":ID,"user":U,"info":I}}` (or `"leave"`) as a
+/// text frame; `user` and `info` only when the member has them (`info` is JSON text).
+pub fn presence(room: &str, join: bool, member: &crate::presence::Member) -> Bytes {
+    let info = member.info.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(64 + room.len() + member.client.as_str().len() + info.len());
+    out.extend_from_slice(br#"{"type":"presence","room":"#);
+    push_json_str(&mut out, room);
+    out.extend_from_slice(if join {
+        br#","join":{"id":"#
+    } else {
+        br#","leave":{"id":"#
+    });
+    push_json_str(&mut out, member.client.as_str());
+    if let Some(user) = &member.user {
+        out.extend_from_slice(br#","user":"#);
+        push_json_str(&mut out, user.as_str());
+    }
+    if let Some(info) = &member.info {
+        out.extend_from_slice(br#","info":"#);
+        out.extend_from_slice(info.as_bytes());
+    }
+    out.extend_from_slice(b"}}");
+    frame::text(&out)
+}
+
 /// `{"type":"ack","ref":X}` as a text frame.
 pub fn ack(reference: &str) -> Bytes {
     frame::text(format!(r#"{{"type":"ack","ref":{reference}}}"#).as_bytes())

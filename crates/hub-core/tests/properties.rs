@@ -264,6 +264,7 @@ enum Kind {
     Delivered,
     Online,
     Disconnected,
+    Presence,
 }
 
 struct NodeDriver {
@@ -341,6 +342,7 @@ impl NodeDriver {
                         Reply::History(_) | Reply::Position(_) => {
                             panic!("no history command in this model")
                         }
+                        Reply::Presence(_) => Kind::Presence,
                     };
                     assert_eq!(got, *kind, "reply kind");
                     let again = self.replies.insert(req, reply);
@@ -359,6 +361,7 @@ impl NodeDriver {
                         self.lookups.push(req);
                     }
                 }
+                Output::Presence(_) => {}
                 Output::Bus(command) => {
                     let redis = ClusterMode::Cluster {
                         bus: BusKind::Redis,

@@ -69,6 +69,16 @@ pub enum ApiRequest {
         /// The room (percent-decoded).
         room: String,
     },
+    /// `GET /api/presence/{room}`: who is in a room, cluster-wide.
+    Presence {
+        /// The room (percent-decoded).
+        room: String,
+    },
+    /// `GET /api/presence/{room}/count`: how many are in a room, cluster-wide.
+    PresenceCount {
+        /// The room (percent-decoded).
+        room: String,
+    },
 }
 
 impl ApiRequest {
@@ -82,7 +92,9 @@ impl ApiRequest {
             Self::Online { .. }
             | Self::Disconnect { .. }
             | Self::History { .. }
-            | Self::Position { .. } => None,
+            | Self::Position { .. }
+            | Self::Presence { .. }
+            | Self::PresenceCount { .. } => None,
         }
     }
 }
@@ -154,6 +166,7 @@ enum Route {
     Disconnect,
     History,
     Position,
+    Presence,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -166,6 +179,7 @@ fn route(path: &str) -> Option<Route> {
         _ if path.starts_with("/api/online/") => Route::Online,
         _ if path.starts_with("/api/history/") => Route::History,
         _ if path.starts_with("/api/position/") => Route::Position,
+        _ if path.starts_with("/api/presence/") => Route::Presence,
         _ => return None,
     })
 }
@@ -178,7 +192,7 @@ fn path_only(path: &str) -> &str {
 /// The one method a known API path accepts (for the `Allow` header of a 405), if any.
 pub fn allowed_method(path: &str) -> Option<&'static str> {
     match route(path_only(path))? {
-        Route::Online | Route::History | Route::Position => Some("GET"),
+        Route::Online | Route::History | Route::Position | Route::Presence => Some("GET"),
         _ => Some("POST"),
     }
 }
@@ -275,6 +289,31 @@ fn online_client(path: &str) -> Result<String, ApiError> {
     Ok(client)
 }
 
+/// `/api/presence/{room}` or `/api/presence/{room}/count` (a `/` in the room name is sent
+/// as `%2F`).
+fn presence_request(path: &str) -> Result<ApiRequest, ApiError> {
+    let raw = path.strip_prefix("/api/presence/").unwrap_or_default();
+    let (raw, count) = match raw.strip_suffix("/count") {
+        Some(room) => (room, true),
+        None => (raw, false),
+    };
+    if raw.contains('/') {
+        return Err(ApiError::not_found());
+    }
+    let room = percent_decode(raw)
+        .ok_or_else(|| ApiError::bad_request("room is not valid percent-encoded UTF-8"))?;
+    if room.is_empty() || room.len() > MAX_NAME_LEN {
+        return Err(ApiError::bad_request(format!(
+            "room must be 1 to {MAX_NAME_LEN} bytes long"
+        )));
+    }
+    Ok(if count {
+        ApiRequest::PresenceCount { room }
+    } else {
+        ApiRequest::Presence { room }
+    })
+}
+
 /// Routes and parses one producer API call (`path` may carry a query string: the history
 /// route reads it, the others ignore it).
 pub fn parse_api(method: &str, path: &str, body: &[u8]) -> Result<ApiRequest, ApiError> {
@@ -300,6 +339,9 @@ pub fn parse_api(method: &str, path: &str, body: &[u8]) -> Result<ApiRequest, Ap
         Route::Position => return crate::history_api::parse_position(path),
         _ => {}
     }
+    if route == Route::Presence {
+        return presence_request(path);
+    }
     if body.len() > MAX_API_BODY {
         return Err(ApiError::too_large());
     }
@@ -320,7 +362,7 @@ pub fn parse_api(method: &str, path: &str, body: &[u8]) -> Result<ApiRequest, Ap
         Route::Broadcast => ApiRequest::Broadcast {
             data: data_field(b.data)?,
         },
-        Route::Disconnect | Route::Online | Route::History | Route::Position => {
+        Route::Disconnect | Route::Online | Route::History | Route::Position | Route::Presence => {
             ApiRequest::Disconnect {
                 to: name_field(b.to, "to")?,
             }
@@ -339,6 +381,39 @@ pub fn online_body(node: Option<&str>) -> String {
         Some(node) => format!(r#"{{"online":true,"node":{}}}"#, json_string(node)),
         None => r#"{"online":false}"#.to_owned(),
     }
+}
+
+/// One member in [`presence_body`]: client id, user id, information (JSON text).
+pub type PresenceEntry<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+/// `{"clients":[{"id":ID,"user":U},...]}`: `user` is `null` for a member without one, and
+/// `info` (JSON text) is there only for a member with some.
+pub fn presence_body<'a>(members: impl IntoIterator<Item = PresenceEntry<'a>>) -> String {
+    let mut out = String::from(r#"{"clients":["#);
+    for (i, (id, user, info)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"id":"#);
+        out.push_str(&json_string(id));
+        out.push_str(r#","user":"#);
+        match user {
+            Some(user) => out.push_str(&json_string(user)),
+            None => out.push_str("null"),
+        }
+        if let Some(info) = info {
+            out.push_str(r#","info":"#);
+            out.push_str(info);
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// `{"clients":N,"users":M}`.
+pub fn presence_count_body(clients: u64, users: u64) -> String {
+    format!(r#"{{"clients":{clients},"users":{users}}}"#)
 }
 
 /// `{"disconnected":true}` or `{"disconnected":false}`.

@@ -234,6 +234,11 @@ pub fn metrics_text(s: &NodeSnapshot, latencies: &Latencies) -> String {
             router.interest_resyncs,
         ),
         (
+            "presence_resyncs",
+            "Peer presence digests that disagreed and were healed with a snapshot",
+            router.presence_resyncs,
+        ),
+        (
             "registry_ops",
             "Registry commands applied",
             s.cluster.registry_ops,

@@ -169,6 +169,7 @@ pub fn stats_json(s: &NodeSnapshot) -> String {
         "bus_received": r.bus_received,
         "bus_echoes": r.bus_echoes,
         "interest_resyncs": r.interest_resyncs,
+        "presence_resyncs": r.presence_resyncs,
         "cluster": {
             "registry_ops": s.cluster.registry_ops,
             "registry_errors": s.cluster.registry_errors,

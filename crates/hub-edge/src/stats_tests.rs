@@ -43,6 +43,7 @@ pub(crate) fn snapshot() -> NodeSnapshot {
             bus_received: 3,
             bus_echoes: 0,
             interest_resyncs: 0,
+            presence_resyncs: 0,
         },
         rooms: 2,
         peers: vec!["node-b".into(), "node-c".into()],

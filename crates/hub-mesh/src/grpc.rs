@@ -4,8 +4,8 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use hub_core::node::{Command, Input, Reply};
-use hub_core::{protocol, ClientId, NodeId, RoomName, Target, UserId};
+use hub_core::node::{Command, Input, PresenceQuery, PresenceReply, Reply};
+use hub_core::{protocol, ClientId, NodeId, RoomName, Scope, Target, UserId};
 use hub_proto::pb;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -177,6 +177,45 @@ impl pb::producer_server::Producer for ProducerService {
             Reply::Disconnected(disconnected) => {
                 Ok(Response::new(pb::DisconnectReply { disconnected }))
             }
+            _ => Err(Status::internal("unexpected reply")),
+        }
+    }
+
+    async fn presence(
+        &self,
+        request: Request<pb::PresenceRequest>,
+    ) -> Result<Response<pb::PresenceReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let room = RoomName::from(name("room", request.into_inner().room)?);
+        let query = PresenceQuery::Members;
+        match self.run(Command::Presence { room, query }).await? {
+            Reply::Presence(PresenceReply::Members(members)) => {
+                let clients = members
+                    .into_iter()
+                    .map(|m| pb::PresenceClient {
+                        id: m.client.to_string(),
+                        user: m.user.map(|u| u.to_string()),
+                        info: m.info.map(|i| i.to_string()),
+                    })
+                    .collect();
+                Ok(Response::new(pb::PresenceReply { clients }))
+            }
+            _ => Err(Status::internal("unexpected reply")),
+        }
+    }
+
+    async fn presence_count(
+        &self,
+        request: Request<pb::PresenceRequest>,
+    ) -> Result<Response<pb::PresenceCountReply>, Status> {
+        check_key(&self.api_key, request.metadata())?;
+        let room = RoomName::from(name("room", request.into_inner().room)?);
+        let query = PresenceQuery::Count(Scope::Cluster);
+        match self.run(Command::Presence { room, query }).await? {
+            Reply::Presence(PresenceReply::Count(c)) => Ok(Response::new(pb::PresenceCountReply {
+                clients: c.clients,
+                users: c.users,
+            })),
             _ => Err(Status::internal("unexpected reply")),
         }
     }

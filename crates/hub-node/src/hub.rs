@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use hub_core::node::{Command, Reply};
+use hub_core::node::{Command, PresenceQuery, PresenceReply, Reply};
 use hub_core::protocol::{self, ErrorCode};
 use hub_core::shard::{Event, Input, OpenError, OpenParams};
 use hub_core::{frame, ClientId, ConnId, NodeId, RoomName, ShardId, ShardStats, Target, UserId};
+use hub_core::{Member, PresenceCount, PresenceEvent, Scope};
 use hub_edge::stats::{NodeSnapshot, ShardSnapshot};
 use hub_serve::{Gate, IpLimiter, Settings};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::node_task::{NodeMsg, NodeSnap};
 use crate::runtime::{Conn, Runtime};
@@ -80,7 +81,13 @@ pub(crate) struct Inner {
     pub(crate) tls: Option<crate::tls::ListenerTls>,
     /// The Pusher webhook sender, when `--pusher-webhook` names URLs.
     pub(crate) webhooks: Option<hub_serve::webhooks::PusherWebhooks>,
+    /// Where the router's presence events go ([`Hub::presence_events`]).
+    pub(crate) presence: broadcast::Sender<PresenceEvent>,
 }
+
+/// How many presence events a slow [`Hub::presence_events`] receiver may fall behind before
+/// it loses the oldest (it then gets `RecvError::Lagged` and should reload what it shows).
+pub const PRESENCE_EVENTS: usize = 4096;
 
 /// A handle to a running node: emit, publish, look up, disconnect. Cheap to clone.
 #[derive(Clone)]
@@ -206,6 +213,89 @@ impl Hub {
             Reply::Delivered(n) => Ok(n > 0),
             _ => Err(HubError::WrongReply("a join")),
         }
+    }
+
+    /// Adds client `id` to `room` as a presence member with user id `user` (`None`: the
+    /// connection's) and `info` (JSON text, shown to whoever lists the room's members);
+    /// whether it was found and joined.
+    pub async fn join_as(
+        &self,
+        id: &str,
+        room: &str,
+        user: Option<&str>,
+        info: Option<&str>,
+    ) -> Result<bool, HubError> {
+        let info = info.map(json_data).transpose()?;
+        let command = Command::JoinAs {
+            client: ClientId::from(id),
+            room: RoomName::from(room),
+            user: user.map(UserId::from),
+            info: info.map(Arc::from),
+        };
+        Ok(matches!(self.command(command).await?, Reply::Delivered(n) if n > 0))
+    }
+
+    /// Removes client `id` from `room`; whether it was a member.
+    pub async fn leave(&self, id: &str, room: &str) -> Result<bool, HubError> {
+        let command = Command::Leave {
+            client: ClientId::from(id),
+            room: RoomName::from(room),
+        };
+        Ok(matches!(self.command(command).await?, Reply::Delivered(n) if n > 0))
+    }
+
+    async fn presence_query(
+        &self,
+        room: &str,
+        query: PresenceQuery,
+    ) -> Result<PresenceReply, HubError> {
+        let room = RoomName::from(room);
+        match self.command(Command::Presence { room, query }).await? {
+            Reply::Presence(reply) => Ok(reply),
+            _ => Err(HubError::Stopped),
+        }
+    }
+
+    /// Every member of `room` on every node of the cluster, sorted by client id.
+    pub async fn presence(&self, room: &str) -> Result<Vec<Member>, HubError> {
+        match self.presence_query(room, PresenceQuery::Members).await? {
+            PresenceReply::Members(members) => Ok(members),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The distinct users of `room` on every node, sorted, each with one of its members'
+    /// information (for Pusher's `subscription_succeeded`).
+    pub async fn presence_users(
+        &self,
+        room: &str,
+    ) -> Result<Vec<(UserId, Option<Arc<str>>)>, HubError> {
+        match self.presence_query(room, PresenceQuery::Users).await? {
+            PresenceReply::Users(users) => Ok(users),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Connections and distinct users in `room`, on this node ([`Scope::Node`]) or on every
+    /// node; O(1) whatever the room's size.
+    pub async fn presence_count(
+        &self,
+        room: &str,
+        scope: Scope,
+    ) -> Result<PresenceCount, HubError> {
+        match self
+            .presence_query(room, PresenceQuery::Count(scope))
+            .await?
+        {
+            PresenceReply::Count(count) => Ok(count),
+            _ => Ok(PresenceCount::default()),
+        }
+    }
+
+    /// The router's presence events from now on: rooms occupied and vacated, users joining
+    /// and leaving, for this node and for the cluster (see [`PresenceEvent`]).
+    pub fn presence_events(&self) -> broadcast::Receiver<PresenceEvent> {
+        self.inner.presence.subscribe()
     }
 
     /// Sends one finished frame to one connection, without waiting (for raw-protocol apps).

@@ -42,7 +42,7 @@ mod tls;
 
 pub use conn::open_and_run;
 pub use http::serve as serve_http;
-pub use hub::{Handler, Hub, HubError};
+pub use hub::{Handler, Hub, HubError, PRESENCE_EVENTS};
 pub use listen::{listen, LISTEN_BACKLOG};
 pub use runtime::{
     linger_close, read_ready, timeout, write_all, write_frames, Conn, Readiness, Runtime,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hub_core::node::{self, Command, NodeStats, Output, Reply};
+use hub_core::PresenceEvent;
 use hub_core::{NodeId, RequestId};
 use hub_mesh::{Cluster, ClusterCmd};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::runtime::Runtime;
 use crate::shard_task::{next_deadline, ShardMsg, ShardTx};
@@ -42,6 +43,7 @@ pub(crate) async fn run<R: Runtime>(
     mut rx: mpsc::UnboundedReceiver<NodeMsg>,
     shards: Vec<ShardTx>,
     cluster: Option<Arc<Cluster>>,
+    presence: broadcast::Sender<PresenceEvent>,
 ) {
     let mut replies: HashMap<u64, oneshot::Sender<Reply>> = HashMap::new();
     let mut next_req: u64 = 1;
@@ -111,6 +113,10 @@ pub(crate) async fn run<R: Runtime>(
                     if let Some(cluster) = &cluster {
                         cluster.send(ClusterCmd::History(command));
                     }
+                }
+                // Nobody listening is fine: the event is dropped.
+                Output::Presence(event) => {
+                    let _ = presence.send(event);
                 }
             }
         }

@@ -10,7 +10,7 @@ use hub_mesh::{Cluster, ClusterConfig};
 use hub_serve::{Gate, IpLimiter, Settings};
 use tokio::sync::{mpsc, Notify};
 
-use crate::hub::{Handler, Hub, HubApi, Inner};
+use crate::hub::{Handler, Hub, HubApi, Inner, PRESENCE_EVENTS};
 use crate::node_task::{self, NodeMsg};
 use crate::runtime::{timeout, Runtime};
 use crate::shard_task::{self, ShardMsg};
@@ -81,6 +81,7 @@ pub async fn start<R: Runtime>(
                 &settings.pusher_webhooks,
             )
             .map_err(|e| ServeError::Settings(format!("--pusher-webhook: cannot start: {e}")))?,
+            presence: tokio::sync::broadcast::channel(PRESENCE_EVENTS).0,
         }),
     };
     if let Some(tls) = &hub.inner.tls {
@@ -117,8 +118,18 @@ pub async fn start<R: Runtime>(
             hub.clone(),
         ));
     }
-    let router = node::Router::new(settings.node_config(seed));
-    rt.spawn(node_task::run(rt.clone(), router, node_rx, txs, cluster));
+    let mut router_config = settings.node_config(seed);
+    router_config.presence_events = true;
+    let router = node::Router::new(router_config);
+    let presence = hub.inner.presence.clone();
+    rt.spawn(node_task::run(
+        rt.clone(),
+        router,
+        node_rx,
+        txs,
+        cluster,
+        presence,
+    ));
     Ok(hub)
 }
 

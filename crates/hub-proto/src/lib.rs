@@ -13,6 +13,7 @@
 use bytes::Bytes;
 use hub_core::frame::close_code;
 use hub_core::node::{PeerMessage, RemoteOp, Reply};
+use hub_core::presence::Member;
 use hub_core::protocol;
 use hub_core::{ClientId, NodeId, RoomName, Target, UserId};
 
@@ -196,6 +197,8 @@ pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
                 Reply::Disconnected(yes) => pb::reply::Kind::Disconnected(*yes),
                 // Answers of the node's own history; never asked of a peer.
                 Reply::History(_) | Reply::Position(_) => return None,
+                // Presence questions are answered by the asking node itself.
+                Reply::Presence(_) => return None,
             };
             Kind::Reply(pb::Reply {
                 id: *id,
@@ -211,6 +214,26 @@ pub fn message_to_pb(message: &PeerMessage) -> Option<pb::PeerMessage> {
             reply: *reply,
         }),
         PeerMessage::InterestDigest { count, hash } => Kind::Digest(pb::InterestDigest {
+            count: *count,
+            hash: *hash,
+        }),
+        PeerMessage::PresenceJoin { room, member } => Kind::PresenceJoin(pb::PresenceJoin {
+            entry: Some(entry_to_pb(room, member)),
+        }),
+        PeerMessage::PresenceLeave { room, client } => Kind::PresenceLeave(pb::PresenceLeave {
+            room: room.to_string(),
+            client: client.to_string(),
+        }),
+        PeerMessage::PresenceSnapshot {
+            entries,
+            first,
+            reply,
+        } => Kind::PresenceSnapshot(pb::PresenceSnapshot {
+            entries: entries.iter().map(|(r, m)| entry_to_pb(r, m)).collect(),
+            first: *first,
+            reply: *reply,
+        }),
+        PeerMessage::PresenceDigest { count, hash } => Kind::PresenceDigest(pb::PresenceDigest {
             count: *count,
             hash: *hash,
         }),
@@ -274,7 +297,66 @@ pub fn message_from_pb(message: pb::PeerMessage) -> Result<PeerMessage, BadMessa
             count: d.count,
             hash: d.hash,
         }),
+        Kind::PresenceJoin(j) => {
+            let (room, member) = entry_from_pb(j.entry.ok_or(BadMessage("entry missing"))?)?;
+            Ok(PeerMessage::PresenceJoin { room, member })
+        }
+        Kind::PresenceLeave(l) => {
+            if !name_ok(&l.room) || !name_ok(&l.client) {
+                return Err(BadMessage("room or client not 1 to 256 bytes long"));
+            }
+            Ok(PeerMessage::PresenceLeave {
+                room: RoomName::from(l.room),
+                client: ClientId::from(l.client),
+            })
+        }
+        Kind::PresenceSnapshot(s) => Ok(PeerMessage::PresenceSnapshot {
+            entries: s
+                .entries
+                .into_iter()
+                .map(entry_from_pb)
+                .collect::<Result<_, _>>()?,
+            first: s.first,
+            reply: s.reply,
+        }),
+        Kind::PresenceDigest(d) => Ok(PeerMessage::PresenceDigest {
+            count: d.count,
+            hash: d.hash,
+        }),
     }
+}
+
+fn name_ok(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN
+}
+
+fn entry_to_pb(room: &RoomName, member: &Member) -> pb::PresenceEntry {
+    pb::PresenceEntry {
+        room: room.to_string(),
+        client: member.client.to_string(),
+        user: member.user.as_ref().map(|u| u.to_string()),
+        info: member.info.as_deref().map(str::to_owned),
+    }
+}
+
+/// Checks a peer's presence entry: names 1 to [`MAX_NAME_LEN`] bytes, `info` one JSON value
+/// (it is copied into notification frames as it is).
+fn entry_from_pb(entry: pb::PresenceEntry) -> Result<(RoomName, Member), BadMessage> {
+    if !name_ok(&entry.room)
+        || !name_ok(&entry.client)
+        || entry.user.as_deref().is_some_and(|u| !name_ok(u))
+    {
+        return Err(BadMessage("room, client or user not 1 to 256 bytes long"));
+    }
+    if entry.info.as_deref().is_some_and(|i| !protocol::is_json(i)) {
+        return Err(BadMessage("presence info not one JSON value"));
+    }
+    let member = Member {
+        client: ClientId::from(entry.client),
+        user: entry.user.map(UserId::from),
+        info: entry.info.map(std::sync::Arc::from),
+    };
+    Ok((RoomName::from(entry.room), member))
 }
 
 #[cfg(test)]
@@ -377,11 +459,63 @@ mod tests {
                 count: 2,
                 hash: u64::MAX - 1,
             },
+            PeerMessage::PresenceJoin {
+                room: "r".into(),
+                member: Member {
+                    client: "c".into(),
+                    user: Some("u".into()),
+                    info: Some(std::sync::Arc::from(r#"{"name":"Ann"}"#)),
+                },
+            },
+            PeerMessage::PresenceLeave {
+                room: "r".into(),
+                client: "c".into(),
+            },
+            PeerMessage::PresenceSnapshot {
+                entries: vec![(
+                    "r".into(),
+                    Member {
+                        client: "c".into(),
+                        user: None,
+                        info: None,
+                    },
+                )],
+                first: true,
+                reply: false,
+            },
+            PeerMessage::PresenceDigest {
+                count: 3,
+                hash: 1 << 63,
+            },
         ];
         for m in messages {
             let wire = message_to_pb(&m).expect("maps");
             assert_eq!(message_from_pb(wire), Ok(m));
         }
+    }
+
+    #[test]
+    fn presence_entries_with_bad_names_or_info_are_refused() {
+        let entry = |client: &str, info: Option<&str>| pb::PeerMessage {
+            kind: Some(pb::peer_message::Kind::PresenceJoin(pb::PresenceJoin {
+                entry: Some(pb::PresenceEntry {
+                    room: "r".into(),
+                    client: client.into(),
+                    user: None,
+                    info: info.map(str::to_owned),
+                }),
+            })),
+        };
+        assert!(message_from_pb(entry("c", Some("[1]"))).is_ok());
+        assert!(message_from_pb(entry("", None)).is_err());
+        assert!(message_from_pb(entry("c", Some("1},{"))).is_err());
+        assert!(message_from_pb(entry(&"c".repeat(MAX_NAME_LEN + 1), None)).is_err());
+        let none = pb::PeerMessage {
+            kind: Some(pb::peer_message::Kind::PresenceJoin(pb::PresenceJoin {
+                entry: None,
+            })),
+        };
+        assert!(message_from_pb(none).is_err());
     }
 
     #[test]

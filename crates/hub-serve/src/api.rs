@@ -2,9 +2,11 @@
 //! encoded once, and replies become HTTP responses.
 
 use hub_core::history::Since;
-use hub_core::node::{Command, Reply};
-use hub_core::{protocol, ClientId, RoomName, Target, UserId};
-use hub_edge::api::{delivered_body, disconnected_body, online_body, ApiRequest};
+use hub_core::node::{Command, PresenceQuery, PresenceReply, Reply};
+use hub_core::{protocol, ClientId, RoomName, Scope, Target, UserId};
+use hub_edge::api::{
+    delivered_body, disconnected_body, online_body, presence_body, presence_count_body, ApiRequest,
+};
 use hub_edge::history_api::{history_body, no_history, position_body};
 use hub_wire::http::Response;
 
@@ -44,6 +46,14 @@ pub fn command(request: &ApiRequest) -> Command {
         ApiRequest::Position { room } => Command::Position {
             room: RoomName::from(room.as_str()),
         },
+        ApiRequest::Presence { room } => Command::Presence {
+            room: RoomName::from(room.as_str()),
+            query: PresenceQuery::Members,
+        },
+        ApiRequest::PresenceCount { room } => Command::Presence {
+            room: RoomName::from(room.as_str()),
+            query: PresenceQuery::Count(Scope::Cluster),
+        },
     }
 }
 
@@ -64,6 +74,21 @@ pub fn response(reply: &Reply) -> Response {
             let error = no_history();
             return Response::json(error.status, error.body());
         }
+        Reply::Presence(PresenceReply::Members(members)) => {
+            presence_body(members.iter().map(|m| {
+                (
+                    m.client.as_str(),
+                    m.user.as_ref().map(|u| u.as_str()),
+                    m.info.as_deref(),
+                )
+            }))
+        }
+        Reply::Presence(PresenceReply::Count(c)) => presence_count_body(c.clients, c.users),
+        Reply::Presence(PresenceReply::Users(users)) => presence_body(
+            users
+                .iter()
+                .map(|(u, info)| (u.as_str(), Some(u.as_str()), info.as_deref())),
+        ),
     };
     Response::json(200, body)
 }

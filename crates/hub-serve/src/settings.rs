@@ -195,6 +195,9 @@ pub struct Settings {
     /// Client certificate and key this node presents to its peers (`--cluster-tls-cert`,
     /// `--cluster-tls-key`): mutual TLS.
     pub cluster_tls: Option<TlsFiles>,
+    /// Rooms whose members are told who joins and leaves (`{"type":"presence",...}`).
+    /// Default: none.
+    pub presence_notify: hub_core::RoomPatterns,
 }
 
 impl Default for Settings {
@@ -233,6 +236,7 @@ impl Default for Settings {
             grpc_tls: None,
             cluster_ca: None,
             cluster_tls: None,
+            presence_notify: hub_core::RoomPatterns::default(),
         }
     }
 }
@@ -410,6 +414,7 @@ impl Settings {
         let mut config = NodeConfig::standalone(NodeId::from(self.node_name()), self.shards);
         config.seed = seed;
         config.history = HistoryRules::new(self.history.clone());
+        config.presence_notify = self.presence_notify.clone();
         if self.clustered() {
             let bus = match self.bus {
                 BusSpec::Grpc => BusKind::Grpc,

@@ -117,7 +117,8 @@ impl SimNode {
                         client.gone();
                     }
                 }
-                HubOutput::Event(_) => {}
+                // Presence is read from the hub's router directly (`Hub::router`).
+                HubOutput::Event(_) | HubOutput::Presence { .. } | HubOutput::PresenceEvent(_) => {}
                 HubOutput::Delivered { req, count } => {
                     self.answers.delivered.insert(req, count);
                 }

@@ -190,4 +190,37 @@ impl Client {
         let request = self.request(pb::StatsRequest {});
         Ok(self.inner.stats(request).await?.into_inner().json)
     }
+
+    /// Every connection in `room` on every node of the cluster, sorted by client id.
+    pub async fn presence(&mut self, room: &str) -> Result<Vec<PresenceMember>, ClientError> {
+        let request = self.request(pb::PresenceRequest { room: room.into() });
+        let reply = self.inner.presence(request).await?.into_inner();
+        Ok(reply
+            .clients
+            .into_iter()
+            .map(|c| PresenceMember {
+                id: c.id,
+                user: c.user,
+                info: c.info,
+            })
+            .collect())
+    }
+
+    /// How many are in `room` on every node: `(connections, distinct user ids)`.
+    pub async fn presence_count(&mut self, room: &str) -> Result<(u64, u64), ClientError> {
+        let request = self.request(pb::PresenceRequest { room: room.into() });
+        let reply = self.inner.presence_count(request).await?.into_inner();
+        Ok((reply.clients, reply.users))
+    }
+}
+
+/// One connection in a room, as [`Client::presence`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceMember {
+    /// The client id.
+    pub id: String,
+    /// The member's user id, when it has one.
+    pub user: Option<String>,
+    /// The member's information (JSON text), when it has some.
+    pub info: Option<String>,
 }

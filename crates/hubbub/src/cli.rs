@@ -97,6 +97,17 @@ pub(crate) enum Command {
         /// The room.
         room: String,
     },
+    /// Who is in ROOM on every node, as {"clients":[{"id":ID,"user":U},...]}, or with
+    /// --count how many, as {"clients":N,"users":M} (connections, distinct user ids).
+    Presence {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The room.
+        room: String,
+        /// Print only the counts, as {"clients":N,"users":M}.
+        #[arg(long)]
+        count: bool,
+    },
 }
 
 /// Which node a producer command talks to.
@@ -141,6 +152,10 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 fn size(s: &str) -> Result<usize, String> {
     parse_size(s)
+}
+
+fn patterns(s: &str) -> Result<hub_core::RoomPatterns, String> {
+    hub_core::RoomPatterns::parse_list(s).map_err(|e| e.to_string())
 }
 
 fn registry(s: &str) -> Result<RegistrySpec, String> {
@@ -392,6 +407,13 @@ pub(crate) struct ServeArgs {
     /// PEM private key of --cluster-tls-cert.
     #[arg(long, env = "HUBBUB_CLUSTER_TLS_KEY", value_name = "PATH")]
     pub(crate) cluster_tls_key: Option<PathBuf>,
+
+    /// Rooms whose members are told who joins and leaves, as
+    /// {"type":"presence","room":R,"join"|"leave":{"id":ID,"user":U}} (comma-separated room
+    /// names; a name ending in * matches every room starting with the rest, * alone every
+    /// room) [default: none].
+    #[arg(long, env = "HUBBUB_PRESENCE_NOTIFY", value_name = "PATTERN,...", value_parser = patterns)]
+    pub(crate) presence_notify: Option<hub_core::RoomPatterns>,
 }
 
 impl ServeArgs {
@@ -480,6 +502,7 @@ impl ServeArgs {
             grpc_tls,
             cluster_ca: self.cluster_ca.clone(),
             cluster_tls,
+            presence_notify: self.presence_notify.clone().unwrap_or_default(),
         })
     }
 }

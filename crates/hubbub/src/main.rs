@@ -54,7 +54,8 @@ fn produce(command: cli::Command) -> ExitCode {
         | C::Online { server, .. }
         | C::Disconnect { server, .. }
         | C::History { server, .. }
-        | C::Position { server, .. } => server,
+        | C::Position { server, .. }
+        | C::Presence { server, .. } => server,
         C::Serve(_) => return ExitCode::from(2),
     };
     let data_ok = |d: &str| serde_json::from_str::<serde_json::Value>(d).is_ok();
@@ -128,6 +129,26 @@ fn produce(command: cli::Command) -> ExitCode {
             C::Position { room, .. } => {
                 let (offset, epoch) = client.position(room).await?;
                 json!({"epoch": epoch, "offset": offset})
+            }
+            C::Presence {
+                room, count: true, ..
+            } => {
+                let (clients, users) = client.presence_count(room).await?;
+                json!({"clients": clients, "users": users})
+            }
+            C::Presence { room, .. } => {
+                let members = client.presence(room).await?;
+                let clients: Vec<serde_json::Value> = members
+                    .into_iter()
+                    .map(|m| {
+                        let mut entry = json!({"id": m.id, "user": m.user});
+                        if let Some(info) = m.info.and_then(|i| serde_json::from_str(&i).ok()) {
+                            entry["info"] = info;
+                        }
+                        entry
+                    })
+                    .collect();
+                json!({ "clients": clients })
             }
             C::Serve(_) => json!(null),
         };

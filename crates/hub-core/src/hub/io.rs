@@ -4,8 +4,10 @@ use bytes::Bytes;
 
 use crate::ids::{ConnId, NodeId, RequestId};
 use crate::node::{
-    BusCommand, Command, HistoryCommand, Input as RouterInput, PeerMessage, RegistryCommand, Reply,
+    BusCommand, Command, HistoryCommand, Input as RouterInput, PeerMessage, PresenceReply,
+    RegistryCommand, Reply,
 };
+use crate::presence::PresenceEvent;
 use crate::shard::{Event, Input as ShardInput};
 
 /// An event for the hub.
@@ -82,6 +84,15 @@ pub enum HubOutput {
         /// The answer ([`Reply::History`] or [`Reply::Position`]).
         reply: Reply,
     },
+    /// The answer to a `Presence` command.
+    Presence {
+        /// The request.
+        req: RequestId,
+        /// Who is in the room, or how many.
+        reply: PresenceReply,
+    },
+    /// A presence event (when the router's `presence_events` is on).
+    PresenceEvent(PresenceEvent),
     /// Something for the cluster: a peer, the registry or the bus.
     Cluster(ClusterOutput),
 }

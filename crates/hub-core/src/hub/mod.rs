@@ -223,8 +223,10 @@ impl Hub {
                         reply @ (Reply::History(_) | Reply::Position(_)) => {
                             HubOutput::Answer { req, reply }
                         }
+                        Reply::Presence(reply) => HubOutput::Presence { req, reply },
                     })
                 }
+                RouterOutput::Presence(event) => return Some(HubOutput::PresenceEvent(event)),
                 RouterOutput::ToPeer { node, message } => ClusterOutput::ToPeer { node, message },
                 RouterOutput::Registry(command) => ClusterOutput::Registry(command),
                 RouterOutput::Bus(command) => ClusterOutput::Bus(command),
@@ -281,6 +283,7 @@ fn socket_conn(input: &ShardInput) -> Option<ConnId> {
         | ShardInput::Recovered { .. }
         | ShardInput::Publish { .. }
         | ShardInput::Join { .. }
+        | ShardInput::JoinAs { .. }
         | ShardInput::Leave { .. }
         | ShardInput::Disconnect { .. }
         | ShardInput::Lookup { .. }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::*;
 use crate::frame::payload_of;
 use crate::ids::{ClientId, NodeId, RequestId, RoomName};
-use crate::node::{ClusterEvent, Command};
+use crate::node::{ClusterEvent, Command, PeerMessage};
 use crate::shard::{Event, Target};
 use crate::ClusterMode;
 
@@ -291,6 +291,19 @@ fn a_clustered_hub_registers_clients_and_nests_cluster_outputs() {
             _ => None,
         })
         .collect();
+    let (presence, cluster): (Vec<&ClusterOutput>, Vec<&ClusterOutput>) =
+        cluster.into_iter().partition(|c| {
+            matches!(c, ClusterOutput::ToPeer { message, .. }
+                if matches!(message, PeerMessage::PresenceJoin { .. } | PeerMessage::PresenceSnapshot { .. }))
+        });
+    // The peer gets this node's (empty) presence when met, then alice's join.
+    assert!(matches!(
+        &presence[..],
+        [
+            ClusterOutput::ToPeer { message: PeerMessage::PresenceSnapshot { first: true, .. }, .. },
+            ClusterOutput::ToPeer { message: PeerMessage::PresenceJoin { room, member }, node },
+        ] if room.as_str() == "r" && member.client.as_str() == "alice" && node.as_str() == "other"
+    ));
     assert!(matches!(
         &cluster[..],
         [

@@ -1,11 +1,14 @@
 //! What goes into the node router and what comes out of it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use std::time::Duration;
 
 use crate::history::{HistoryPage, Position, Since};
 use crate::ids::{ClientId, ConnId, NodeId, RequestId, RoomName, ShardId, UserId};
+use crate::presence::{Member, PresenceCount, PresenceEvent, Scope};
 use crate::shard::{Input as ShardInput, Report, Target};
 
 /// A request from the runtime: the producer API or the embedding application.
@@ -73,6 +76,50 @@ pub enum Command {
         /// The room.
         room: RoomName,
     },
+    /// Add `client`'s connection to `room` (on this node) as a presence member with this user
+    /// id (`None`: the connection's) and information (JSON text); replies
+    /// [`Reply::Delivered`].
+    JoinAs {
+        /// The client id.
+        client: ClientId,
+        /// The room.
+        room: RoomName,
+        /// The member's user id in this room.
+        user: Option<UserId>,
+        /// The member's information, JSON text.
+        info: Option<Arc<str>>,
+    },
+    /// Who is in `room`, or how many; replies [`Reply::Presence`] at once, from what this
+    /// node knows of every node's members.
+    Presence {
+        /// The room.
+        room: RoomName,
+        /// What is asked.
+        query: PresenceQuery,
+    },
+}
+
+/// A presence question about one room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceQuery {
+    /// Every member: [`PresenceReply::Members`].
+    Members,
+    /// The distinct users with their information: [`PresenceReply::Users`].
+    Users,
+    /// Connections and distinct users, of this node ([`Scope::Node`]) or of the cluster:
+    /// [`PresenceReply::Count`]; O(1).
+    Count(Scope),
+}
+
+/// The answer to a [`PresenceQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceReply {
+    /// The room's members on every node, sorted by client id.
+    Members(Vec<Member>),
+    /// The room's distinct users, sorted, each with one member's information.
+    Users(Vec<(UserId, Option<Arc<str>>)>),
+    /// How many.
+    Count(PresenceCount),
 }
 
 impl Command {
@@ -88,6 +135,8 @@ impl Command {
             Command::Leave { .. } => "leave",
             Command::History { .. } => "history",
             Command::Position { .. } => "position",
+            Command::JoinAs { .. } => "join_as",
+            Command::Presence { .. } => "presence",
         }
     }
 }
@@ -105,6 +154,8 @@ pub enum Reply {
     History(Option<HistoryPage>),
     /// A position query's answer; `None` when the room keeps no history.
     Position(Option<Position>),
+    /// The answer to [`Command::Presence`] (never sent between nodes).
+    Presence(PresenceReply),
 }
 
 /// What one node asks another (the node-to-node service).
@@ -180,6 +231,39 @@ pub enum PeerMessage {
         /// How many rooms.
         count: u64,
         /// The XOR of the rooms' hashes ([`room_hash`](super::room_hash)).
+        hash: u64,
+    },
+    /// A member of the sending node joined `room` (or its entry there changed).
+    PresenceJoin {
+        /// The room.
+        room: RoomName,
+        /// The member.
+        member: Member,
+    },
+    /// A member of the sending node left `room`.
+    PresenceLeave {
+        /// The room.
+        room: RoomName,
+        /// The member's client id.
+        client: ClientId,
+    },
+    /// Part of every presence entry of the sending node, sent in parts of at most
+    /// [`PRESENCE_PART`](super::PRESENCE_PART) entries: the `first` part replaces all that the
+    /// receiver holds of the sender, the others add to it.
+    PresenceSnapshot {
+        /// (room, member) entries.
+        entries: Vec<(RoomName, Member)>,
+        /// Whether this is the first part.
+        first: bool,
+        /// The receiver should answer with its own snapshot.
+        reply: bool,
+    },
+    /// The digest of the sending node's presence entries (sent periodically); a receiver whose
+    /// view of the sender differs asks for a snapshot.
+    PresenceDigest {
+        /// How many entries.
+        count: u64,
+        /// The XOR of their hashes ([`member_hash`](crate::presence::member_hash)).
         hash: u64,
     },
 }
@@ -415,4 +499,6 @@ pub enum Output {
     Bus(BusCommand),
     /// A command for the history a cluster shares.
     History(HistoryCommand),
+    /// A presence event for the application (only with `NodeConfig::presence_events`).
+    Presence(PresenceEvent),
 }

@@ -18,6 +18,7 @@ mod digest;
 mod history;
 mod io;
 mod peer;
+mod presence;
 mod reports;
 mod shared;
 mod users;
@@ -31,6 +32,8 @@ use crate::frame::close_code;
 use crate::hash::{keyed_map, FixedMap, KeyedMap, KeyedState};
 use crate::history::{HistoryRules, MemoryHistory};
 use crate::ids::{shard_for, ClientId, NodeId, RequestId, RoomName, ShardId, UserId};
+use crate::pattern::RoomPatterns;
+use crate::presence::PresenceIndex;
 use crate::seed::Seed;
 #[cfg(test)]
 use crate::shard::Report;
@@ -39,8 +42,9 @@ use crate::shard::{Input as ShardInput, Target};
 pub use digest::{room_hash, InterestDigest};
 pub use io::{
     BusCommand, ClusterEvent, Command, HistoryAnswer, HistoryCommand, Input, Output, PeerMessage,
-    ReadPurpose, RegistryCommand, RemoteOp, Reply,
+    PresenceQuery, PresenceReply, ReadPurpose, RegistryCommand, RemoteOp, Reply,
 };
+pub use presence::PRESENCE_PART;
 
 /// How room publishes and broadcasts reach other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +87,10 @@ pub struct NodeConfig {
     /// The rooms that keep history (in memory, numbered by this router); the shards'
     /// [`Config::history`](crate::Config::history) must be the same. Default: none.
     pub history: HistoryRules,
+    /// Rooms whose members get `{"type":"presence",...}` notifications. Default: none.
+    pub presence_notify: RoomPatterns,
+    /// Whether to emit [`Output::Presence`] events. Default: no.
+    pub presence_events: bool,
 }
 
 impl NodeConfig {
@@ -95,6 +103,8 @@ impl NodeConfig {
             remote_timeout: Duration::from_secs(2),
             seed: Seed::default(),
             history: HistoryRules::default(),
+            presence_notify: RoomPatterns::default(),
+            presence_events: false,
         }
     }
 }
@@ -121,6 +131,9 @@ pub struct NodeStats {
     pub interest_resyncs: u64,
     /// Own bus messages that came back and were ignored.
     pub bus_echoes: u64,
+    /// Times a peer's presence digest disagreed with this node's view and a snapshot was
+    /// asked for.
+    pub presence_resyncs: u64,
 }
 
 /// Who waits for a request's answer.
@@ -208,6 +221,8 @@ pub struct Router {
     sweep_at: Option<Instant>,
     /// In a cluster: where each history room with members here is in its offsets.
     tracks: KeyedMap<RoomName, shared::Track>,
+    presence: PresenceIndex,
+    presence_buf: Vec<crate::presence::Transition>,
 }
 
 const INTERNAL_IDS: u64 = 1 << 63;
@@ -217,6 +232,8 @@ impl Router {
     pub fn new(config: NodeConfig) -> Self {
         let keys = KeyedState::new(&config.seed);
         Self {
+            presence: PresenceIndex::with_keys(config.node_id.clone(), &keys),
+            presence_buf: Vec::new(),
             room_shards: keyed_map(&keys),
             user_shards: keyed_map(&keys),
             peers: BTreeSet::new(),
@@ -319,7 +336,7 @@ impl Router {
                 let target = room.map_or(Target::All, Target::Room);
                 self.route(now, Origin::Nobody, target, frame, None, false);
             }
-            Input::Cluster(event) => self.on_cluster(event),
+            Input::Cluster(event) => self.on_cluster(now, event),
             Input::History(answer) => self.on_history(now, answer),
             Input::Displaced { client, node } => {
                 if node != self.config.node_id && self.is_clustered() {
@@ -521,6 +538,26 @@ impl Router {
                 self.history_query(now, req, room, since, limit)
             }
             Command::Position { room } => self.position_query(now, req, room),
+            Command::JoinAs {
+                client,
+                room,
+                user,
+                info,
+            } => {
+                let shard = self.owner_shard(client.as_str());
+                let id = self.start(now, origin, Stage::Count, 1, false);
+                let target = Target::Client(client);
+                let req = Some(RequestId(id));
+                let input = ShardInput::JoinAs {
+                    target,
+                    room,
+                    user,
+                    info,
+                    req,
+                };
+                self.send_shard(shard, input);
+            }
+            Command::Presence { room, query } => self.presence_query(req, room.as_str(), query),
             Command::Leave { client, room } => {
                 let shard = self.owner_shard(client.as_str());
                 let id = self.start(now, origin, Stage::Count, 1, false);
@@ -783,6 +820,8 @@ impl Router {
 
 #[cfg(test)]
 mod interest_tests;
+#[cfg(test)]
+mod presence_tests;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]

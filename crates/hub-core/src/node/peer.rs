@@ -53,25 +53,36 @@ impl Router {
     }
 
     /// A change in the cluster: peers met and lost, links back, and the periodic digest.
-    pub(super) fn on_cluster(&mut self, event: ClusterEvent) {
+    pub(super) fn on_cluster(&mut self, now: Instant, event: ClusterEvent) {
         let grpc = self.bus() == Some(BusKind::Grpc);
         match event {
             ClusterEvent::NodeUp(node) => {
                 if node == self.config.node_id || !self.is_clustered() {
                     return;
                 }
-                if self.peers.insert(node.clone()) && grpc {
-                    let rooms = self.rooms();
-                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
+                if self.peers.insert(node.clone()) {
+                    if grpc {
+                        let rooms = self.rooms();
+                        let message = PeerMessage::InterestSnapshot { rooms, reply: true };
+                        self.send_peer(node.clone(), message);
+                    }
+                    self.send_presence_snapshot(node, true);
                 }
             }
             ClusterEvent::LinkUp(node) => {
-                if self.peers.contains(&node) && grpc {
-                    let rooms = self.rooms();
-                    self.send_peer(node, PeerMessage::InterestSnapshot { rooms, reply: true });
+                if self.peers.contains(&node) {
+                    if grpc {
+                        let rooms = self.rooms();
+                        let message = PeerMessage::InterestSnapshot { rooms, reply: true };
+                        self.send_peer(node.clone(), message);
+                    }
+                    self.send_presence_snapshot(node, true);
                 }
             }
             ClusterEvent::InterestCheck => {
+                if self.is_clustered() {
+                    self.send_presence_digests();
+                }
                 if grpc {
                     let InterestDigest { count, hash } = self.own_digest;
                     let peers: Vec<NodeId> = self.peers.iter().cloned().collect();
@@ -83,6 +94,9 @@ impl Router {
             ClusterEvent::NodeDown(node) => {
                 self.peer_digests.remove(&node);
                 self.peers.remove(&node);
+                if node != self.config.node_id {
+                    self.presence_node_down(now, &node);
+                }
                 self.room_peers.retain(|_, nodes| {
                     nodes.remove(&node);
                     !nodes.is_empty()
@@ -137,6 +151,7 @@ impl Router {
                     Reply::Disconnected(yes) => p.delivered += u64::from(yes),
                     // Never asked of a peer: history answers stay on their node.
                     Reply::History(_) | Reply::Position(_) => {}
+                    Reply::Presence(_) => {}
                 });
             }
             PeerMessage::Interest { room, active } => {
@@ -187,6 +202,10 @@ impl Router {
                     );
                 }
             }
+            PeerMessage::PresenceJoin { .. }
+            | PeerMessage::PresenceLeave { .. }
+            | PeerMessage::PresenceSnapshot { .. }
+            | PeerMessage::PresenceDigest { .. } => self.on_presence_peer(now, from, message),
             PeerMessage::InterestDigest { count, hash } => {
                 let view = self.peer_digests.get(&from).copied().unwrap_or_default();
                 if view != (InterestDigest { count, hash })

@@ -53,6 +53,8 @@ impl Router {
                     }
                 }
             }
+            Report::MemberJoined { room, member } => self.member_joined(now, room, member),
+            Report::MemberLeft { room, client } => self.member_left(now, room, client),
             Report::ClientUp { client, user, .. } => {
                 if self.is_clustered() {
                     self.registry(RegistryCommand::Register { client, user });

@@ -1,11 +1,13 @@
 //! What goes into a shard and what comes out of it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::history::{Recovery, Since};
 use crate::ids::{ClientId, ConnId, RequestId, RoomName, ShardId, UserId};
+use crate::presence::Member;
 use crate::protocol::ErrorCode;
 
 /// Who a delivery is for, as seen from one node.
@@ -164,6 +166,20 @@ pub enum Input {
         /// Answer with [`Report::Delivered`] (count of connections that joined) when given.
         req: Option<RequestId>,
     },
+    /// Add the connections of `target` to `room` as presence members with this user id
+    /// (instead of the connection's) and information (JSON text, Pusher's `user_info`).
+    JoinAs {
+        /// Who joins.
+        target: Target,
+        /// The room.
+        room: RoomName,
+        /// The member's user id in this room; `None`: the connection's.
+        user: Option<UserId>,
+        /// The member's information, JSON text.
+        info: Option<Arc<str>>,
+        /// Answer with [`Report::Delivered`] (count of connections that joined) when given.
+        req: Option<RequestId>,
+    },
     /// Remove the connections of `target` from `room`.
     Leave {
         /// Who leaves.
@@ -282,6 +298,20 @@ pub enum Report {
     UserActive(UserId),
     /// A user's last connection on this shard closed.
     UserIdle(UserId),
+    /// A connection joined a room (for presence); sent after `RoomActive`.
+    MemberJoined {
+        /// The room.
+        room: RoomName,
+        /// The member.
+        member: Member,
+    },
+    /// A connection left a room, or closed while in it (for presence).
+    MemberLeft {
+        /// The room.
+        room: RoomName,
+        /// The member's client id.
+        client: ClientId,
+    },
     /// A client connected (for the registry).
     ClientUp {
         /// The client id.

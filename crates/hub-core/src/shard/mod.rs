@@ -417,6 +417,13 @@ impl Shard {
                     self.report(Report::Delivered { req, count });
                 }
             }
+            Input::JoinAs {
+                target,
+                room,
+                user,
+                info,
+                req,
+            } => self.join_as(target, room, user, info, req),
             Input::Leave { target, room, req } => {
                 let mut count = 0;
                 for slot in self.take_targets(&target) {
@@ -644,8 +651,10 @@ impl Shard {
         }
         for room in rooms {
             if self.rooms.leave(room.as_str(), slot) == Membership::RoomRemoved {
-                self.report(Report::RoomIdle(room));
+                self.report(Report::RoomIdle(room.clone()));
             }
+            let client = client.clone();
+            self.report(Report::MemberLeft { room, client });
         }
         self.ping_timers.cancel(slot);
         self.pong_timers.cancel(slot);

@@ -284,6 +284,18 @@ impl Pair {
                 assert!(self.active_users.insert(u.to_string()), "{u} active twice")
             }
             Report::UserIdle(u) => assert!(self.active_users.remove(u.as_str()), "{u} idle twice"),
+            Report::MemberJoined { room, member } => {
+                let key = (room.to_string(), member.client.to_string());
+                assert!(
+                    self.active_rooms.contains(room.as_str()),
+                    "member before RoomActive"
+                );
+                assert!(self.members.insert(key), "{room}: {member:?} joined twice");
+            }
+            Report::MemberLeft { room, client } => {
+                let key = (room.to_string(), client.to_string());
+                assert!(self.members.remove(&key), "{room}: {client} left unjoined");
+            }
             Report::ClientUp { client, conn, .. } => {
                 got.client_up.push((client.to_string(), conn));
                 self.registry.insert(client.to_string(), conn);
@@ -439,6 +451,13 @@ impl Pair {
         );
         assert_eq!(self.shard.room_count(), rooms.len());
         assert_eq!(self.active_rooms, rooms, "RoomActive/RoomIdle reports");
+        let members: BTreeSet<(String, String)> = m
+            .conns
+            .values()
+            .filter(|c| c.open)
+            .flat_map(|c| c.rooms.iter().map(|r| (r.clone(), c.client.clone())))
+            .collect();
+        assert_eq!(self.members, members, "MemberJoined/MemberLeft reports");
         let users: BTreeSet<String> = m
             .conns
             .values()

@@ -158,6 +158,8 @@ pub(crate) struct Pair {
     lossy: BTreeSet<ConnId>,
     active_rooms: BTreeSet<String>,
     active_users: BTreeSet<String>,
+    /// (room, client) presence members as the MemberJoined/MemberLeft reports say.
+    members: BTreeSet<(String, String)>,
     registry: BTreeMap<String, ConnId>,
 }
 
@@ -189,6 +191,7 @@ impl Pair {
             lossy: BTreeSet::new(),
             active_rooms: BTreeSet::new(),
             active_users: BTreeSet::new(),
+            members: BTreeSet::new(),
             registry: BTreeMap::new(),
         }
     }
