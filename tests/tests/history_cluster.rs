@@ -150,6 +150,18 @@ async fn recovery_on_another_node(bus: Bus) {
     let (mut late, _) = Client::connect(&cluster.url(2, "/ws?id=late")).await;
     let joined = join(&mut late, "h:c", Some((last, &epoch))).await;
     assert_eq!(joined["recovered"], false, "{joined}");
+    // A Redis that came back from an older snapshot (its run id differs from the one the
+    // epoch was made under) does not reuse offsets under the old epoch.
+    let (_, before) = position(&cluster, 0, "h:c").await;
+    let stale = b"HSET hubbub:history:h:c:meta r 0000\r\n";
+    assert!(
+        redis.raw(stale).starts_with(b":0"),
+        "the run id is kept beside the epoch"
+    );
+    publish(&cluster, 0, "h:c", json!(9)).await;
+    let (offset, after) = position(&cluster, 1, "h:c").await;
+    assert_ne!(after, before);
+    assert_eq!(offset, 1);
     // A room without history carries no offsets in a cluster either.
     let (mut p, _) = Client::connect(&cluster.url(0, "/ws?id=p")).await;
     p.send(json!({"type":"join","room":"plain","ref":1})).await;

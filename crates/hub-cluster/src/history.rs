@@ -16,8 +16,10 @@
 //!   after `since` when `since` is in this epoch and every entry after it is still kept and
 //!   younger than the TTL (`recovered`), else none; without `since`, the newest kept.
 //!
-//! Epochs survive node restarts (they live in Redis) and change when Redis loses the room
-//! (a flush, a restart without persistence, the TTL passing with no message and no read).
+//! Epochs survive node restarts (they live in Redis) and change when Redis may have lost
+//! the room: a flush, the TTL passing with no message and no read, and any restart of the
+//! Redis server (its run id is kept beside the epoch): a server restored from an older
+//! snapshot must not hand out offsets clients already saw under the same epoch.
 
 use std::time::Duration;
 
@@ -31,15 +33,20 @@ use crate::ClusterError;
 
 const KEY_PREFIX: &str = "hubbub:history:";
 
-/// Shared by both scripts: the room's epoch, created (with a fresh log) when missing.
+/// Shared by both scripts: the room's epoch, created (with a fresh log) when missing, or
+/// when the server restarted since the epoch was made (its run id differs): a server that
+/// came back from an older snapshot would hand out offsets clients already saw under the
+/// same epoch, so any restart starts a new one.
 const ENSURE: &str = r"
 local function ensure(meta, log, ttl)
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
   local e = redis.call('HGET', meta, 'e')
+  if e and redis.call('HGET', meta, 'r') ~= run then e = nil end
   if not e then
     local t = redis.call('TIME')
     e = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
     redis.call('DEL', log)
-    redis.call('HSET', meta, 'e', e, 'o', 0)
+    redis.call('HSET', meta, 'e', e, 'o', 0, 'r', run)
   end
   redis.call('PEXPIRE', meta, ttl)
   if redis.call('EXISTS', log) == 1 then redis.call('PEXPIRE', log, ttl) end
