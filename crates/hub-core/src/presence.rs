@@ -260,6 +260,25 @@ impl PresenceIndex {
         self.rooms.len()
     }
 
+    /// The rooms with members anywhere whose names start with `prefix`, sorted, with their
+    /// cluster-wide counts; O(rooms).
+    pub fn rooms_with_prefix(&self, prefix: &str) -> Vec<(RoomName, PresenceCount)> {
+        let mut out: Vec<(RoomName, PresenceCount)> = self
+            .rooms
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with(prefix))
+            .map(|(name, r)| {
+                let count = PresenceCount {
+                    clients: r.clients,
+                    users: r.users.len() as u64,
+                };
+                (name.clone(), count)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Names of the rooms with members anywhere, sorted.
     pub fn rooms(&self) -> Vec<RoomName> {
         let mut names: Vec<RoomName> = self.rooms.keys().cloned().collect();

@@ -181,8 +181,8 @@ fn digests_agree_whatever_the_order_and_differ_on_any_field() {
     check(&y);
 }
 
-/// A 100,000-member room: the count is read from counters kept as members joined (the
-/// figure of how long that takes is in BENCHMARKS.md, measured outside the tests).
+/// A 100,000-member room: the count is read from counters kept as members joined (how long
+/// a count takes is the `core_presence` criterion bench, never timed in a test).
 #[test]
 fn a_hundred_thousand_member_room_keeps_exact_counts() {
     let mut idx = index("a");
@@ -207,4 +207,34 @@ fn a_hundred_thousand_member_room_keeps_exact_counts() {
     idx.remove_node(&nodes[1], |_, _| {});
     assert_eq!(idx.count("big").clients, 66_667);
     check(&idx);
+}
+
+#[test]
+fn rooms_are_listed_by_prefix_with_their_counts() {
+    let mut idx = index("a");
+    let (a, b) = (NodeId::from("a"), NodeId::from("b"));
+    let mut out = Vec::new();
+    idx.join(
+        &a,
+        &RoomName::from("p:x"),
+        member("c1", Some("u")),
+        &mut out,
+    );
+    idx.join(
+        &b,
+        &RoomName::from("p:x"),
+        member("c2", Some("u")),
+        &mut out,
+    );
+    idx.join(&b, &RoomName::from("p:y"), member("c2", None), &mut out);
+    idx.join(&a, &RoomName::from("q"), member("c1", None), &mut out);
+    assert_eq!(
+        idx.rooms_with_prefix("p:"),
+        vec![
+            (RoomName::from("p:x"), count(2, 1)),
+            (RoomName::from("p:y"), count(1, 0)),
+        ]
+    );
+    assert_eq!(idx.rooms_with_prefix("").len(), 3);
+    assert!(idx.rooms_with_prefix("z").is_empty());
 }

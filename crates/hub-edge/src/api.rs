@@ -411,6 +411,21 @@ pub fn presence_body<'a>(members: impl IntoIterator<Item = PresenceEntry<'a>>) -
     out
 }
 
+/// `{"rooms":[{"room":R,"clients":N,"users":M},...]}`.
+pub fn presence_rooms_body<'a>(rooms: impl IntoIterator<Item = (&'a str, u64, u64)>) -> String {
+    let mut out = String::from(r#"{"rooms":["#);
+    for (i, (room, clients, users)) in rooms.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"room":"#);
+        out.push_str(&json_string(room));
+        out.push_str(&format!(r#","clients":{clients},"users":{users}}}"#));
+    }
+    out.push_str("]}");
+    out
+}
+
 /// `{"clients":N,"users":M}`.
 pub fn presence_count_body(clients: u64, users: u64) -> String {
     format!(r#"{{"clients":{clients},"users":{users}}}"#)

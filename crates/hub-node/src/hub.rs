@@ -292,6 +292,21 @@ impl Hub {
         }
     }
 
+    /// The rooms with members on any node whose names start with `prefix` (`""`: every
+    /// room), sorted, each with its cluster-wide counts (for Pusher's channel lists).
+    pub async fn presence_rooms(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(RoomName, PresenceCount)>, HubError> {
+        match self
+            .presence_query(prefix, PresenceQuery::RoomsWithPrefix)
+            .await?
+        {
+            PresenceReply::Rooms(rooms) => Ok(rooms),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// The router's presence events from now on: rooms occupied and vacated, users joining
     /// and leaving, for this node and for the cluster (see [`PresenceEvent`]).
     pub fn presence_events(&self) -> broadcast::Receiver<PresenceEvent> {

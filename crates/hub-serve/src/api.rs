@@ -5,7 +5,8 @@ use hub_core::history::Since;
 use hub_core::node::{Command, PresenceQuery, PresenceReply, Reply};
 use hub_core::{protocol, ClientId, RoomName, Scope, Target, UserId};
 use hub_edge::api::{
-    delivered_body, disconnected_body, online_body, presence_body, presence_count_body, ApiRequest,
+    delivered_body, disconnected_body, online_body, presence_body, presence_count_body,
+    presence_rooms_body, ApiRequest,
 };
 use hub_edge::history_api::{history_body, no_history, position_body};
 use hub_wire::http::Response;
@@ -84,6 +85,9 @@ pub fn response(reply: &Reply) -> Response {
             }))
         }
         Reply::Presence(PresenceReply::Count(c)) => presence_count_body(c.clients, c.users),
+        Reply::Presence(PresenceReply::Rooms(rooms)) => {
+            presence_rooms_body(rooms.iter().map(|(r, c)| (r.as_str(), c.clients, c.users)))
+        }
         Reply::Presence(PresenceReply::Users(users)) => presence_body(
             users
                 .iter()

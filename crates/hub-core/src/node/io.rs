@@ -109,6 +109,9 @@ pub enum PresenceQuery {
     /// Connections and distinct users, of this node ([`Scope::Node`]) or of the cluster:
     /// [`PresenceReply::Count`]; O(1).
     Count(Scope),
+    /// Every room with members anywhere whose name starts with the command's `room` (the
+    /// empty name: every room), with its cluster-wide counts: [`PresenceReply::Rooms`].
+    RoomsWithPrefix,
 }
 
 /// The answer to a [`PresenceQuery`].
@@ -120,6 +123,8 @@ pub enum PresenceReply {
     Users(Vec<(UserId, Option<Arc<str>>)>),
     /// How many.
     Count(PresenceCount),
+    /// Rooms, sorted, with their cluster-wide counts.
+    Rooms(Vec<(RoomName, PresenceCount)>),
 }
 
 impl Command {

@@ -70,6 +70,9 @@ impl Router {
                     .collect(),
             ),
             PresenceQuery::Users => PresenceReply::Users(self.presence.users(room)),
+            PresenceQuery::RoomsWithPrefix => {
+                PresenceReply::Rooms(self.presence.rooms_with_prefix(room))
+            }
             PresenceQuery::Count(Scope::Cluster) => PresenceReply::Count(self.presence.count(room)),
             PresenceQuery::Count(Scope::Node) => {
                 PresenceReply::Count(self.presence.node_count(room, &self.config.node_id))

@@ -168,6 +168,22 @@ fn one_node_counts_users_once_and_notifies_rooms_that_ask() {
         n.presence().node_entries(&"me".into()).len() == 2,
         "c2 in chat:1, c1 in quiet"
     );
+    let command = Command::Presence {
+        room: "chat:".into(),
+        query: PresenceQuery::RoomsWithPrefix,
+    };
+    n.handle_input(
+        now,
+        Input::Command {
+            req: RequestId(2),
+            command,
+        },
+    );
+    assert!(matches!(
+        &drain(&mut n)[..],
+        [Output::Reply { reply: Reply::Presence(PresenceReply::Rooms(rooms)), .. }]
+            if rooms == &vec![(RoomName::from("chat:1"), PresenceCount { clients: 1, users: 1 })]
+    ));
 }
 
 #[test]
