@@ -58,7 +58,8 @@ async fn run(hub: &Hub, app: &App, request: PusherRequest) -> Result<String, Api
             Ok(answer::batch_body(&infos))
         }
         PusherRequest::TerminateUser { user } => {
-            let user = pusher_user(app, &user);
+            // A `pusher:signin` makes the signed-in user id the connection's user, as it is.
+            let user = UserId::from(user);
             hub.command(Command::DisconnectUser { user })
                 .await
                 .map_err(unavailable)?;
@@ -71,15 +72,6 @@ async fn run(hub: &Hub, app: &App, request: PusherRequest) -> Result<String, Api
             "channel queries need cluster-wide presence, which this build does not have yet",
         )),
     }
-}
-
-/// The user a connection of `app` signed in as `user` has.
-fn pusher_user(app: &App, user: &str) -> UserId {
-    UserId::from(format!(
-        "{}pusher:{}:{user}",
-        hub_core::ids::RESERVED_ROOM_PREFIX,
-        app.id
-    ))
 }
 
 /// Hands `trigger`'s deliveries to the router, one channel after another.
