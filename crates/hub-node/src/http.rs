@@ -120,6 +120,12 @@ pub(crate) async fn serve_requests<R: Runtime, C: Conn>(
             Decision::Upgrade { .. } if body_len > 0 => {
                 error_response(400, "a WebSocket upgrade request has no body")
             }
+            Decision::UpgradeAndClose { key, frames } => {
+                let mut bytes = upgrade_response(&key).to_vec();
+                bytes.extend_from_slice(&frames);
+                finish(&rt, &hub, &stream, &bytes).await;
+                return None;
+            }
             Decision::Upgrade { params, shard, key } => {
                 return upgrade(&rt, hub, stream, peer, buf, params, shard, key, ip).await;
             }

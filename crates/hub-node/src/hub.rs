@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) webhooks: Option<hub_serve::webhooks::PusherWebhooks>,
     /// Where the router's presence events go ([`Hub::presence_events`]).
     pub(crate) presence: broadcast::Sender<PresenceEvent>,
+    /// The Pusher protocol of this node's Pusher connections (every shard task's).
+    pub(crate) pusher: Mutex<hub_pusher::Sessions>,
 }
 
 /// How many presence events a slow [`Hub::presence_events`] receiver may fall behind before

@@ -14,7 +14,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hub_core::shard::{Input, OpenError, OpenParams, Output, Shard};
+use hub_core::shard::{Event, Input, OpenError, OpenParams, Output, Shard};
 use hub_core::{node, ConnId, ShardId, ShardStats};
 use tokio::sync::{mpsc, oneshot};
 
@@ -100,6 +100,8 @@ struct ShardTask {
     links: Vec<Option<(ConnId, SharedLink)>>,
     node: mpsc::UnboundedSender<NodeMsg>,
     hub: Hub,
+    /// This shard's Pusher connections (their events go to the node's Pusher sessions).
+    pusher_conns: std::collections::HashSet<ConnId>,
 }
 
 /// What is ready for a shard task when it wakes: every source is polled on each wake, so
@@ -132,6 +134,7 @@ pub(crate) async fn run<R: Runtime>(
         links: Vec::new(),
         node,
         hub,
+        pusher_conns: std::collections::HashSet::new(),
     };
     let mut timer: Timer = None;
     loop {
@@ -322,6 +325,51 @@ impl ShardTask {
         }
     }
 
+    /// Hands the events of Pusher connections to the node's Pusher sessions and feeds what
+    /// they answer to this shard (the shard of the connection concerned).
+    fn pusher_event(&mut self, now: Instant, event: &Event) {
+        let conn = match event {
+            Event::Connected {
+                conn, app: Some(_), ..
+            } => {
+                self.pusher_conns.insert(*conn);
+                *conn
+            }
+            Event::Message { conn, .. } | Event::Disconnected { conn, .. } => *conn,
+            _ => return,
+        };
+        if !self.pusher_conns.contains(&conn) {
+            return;
+        }
+        if matches!(event, Event::Disconnected { .. }) {
+            self.pusher_conns.remove(&conn);
+        }
+        let inputs: Vec<Input> = {
+            let Ok(mut sessions) = self.hub.inner.pusher.lock() else {
+                return;
+            };
+            match event {
+                Event::Connected {
+                    conn,
+                    client,
+                    app: Some(app),
+                    ..
+                } => sessions.opened(*conn, client.clone(), app),
+                Event::Message {
+                    conn,
+                    data,
+                    binary: false,
+                } => sessions.message(*conn, data),
+                Event::Disconnected { conn, .. } => sessions.closed(*conn),
+                _ => return,
+            }
+            std::iter::from_fn(|| sessions.poll_input()).collect()
+        };
+        for input in inputs {
+            self.shard.handle_input(now, input);
+        }
+    }
+
     fn input(&mut self, now: Instant, input: Input) {
         if let Input::Closed { conn } = &input {
             self.forget(*conn);
@@ -377,7 +425,10 @@ impl ShardTask {
                     }
                     self.forget(conn);
                 }
-                Output::Event(event) => dispatch_event(&self.hub, &event),
+                Output::Event(event) => {
+                    self.pusher_event(now, &event);
+                    dispatch_event(&self.hub, &event);
+                }
                 Output::Report(report) => {
                     let _ = self.node.send(NodeMsg::Input(node::Input::Shard {
                         shard: shard_id,

@@ -82,6 +82,7 @@ pub async fn start<R: Runtime>(
             )
             .map_err(|e| ServeError::Settings(format!("--pusher-webhook: cannot start: {e}")))?,
             presence: tokio::sync::broadcast::channel(PRESENCE_EVENTS).0,
+            pusher: Mutex::new(hub_pusher::Sessions::new(settings.pusher_apps().apps)),
         }),
     };
     if let Some(tls) = &hub.inner.tls {

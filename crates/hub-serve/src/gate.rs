@@ -30,6 +30,14 @@ pub enum Decision {
     Demo,
     /// `GET /hubbub.js`: the JavaScript client.
     Script,
+    /// Upgrade to a WebSocket, write `frames` (ending with a close frame) and close: a
+    /// protocol that refuses after the upgrade (Pusher's unknown app key, 4001).
+    UpgradeAndClose {
+        /// The `Sec-WebSocket-Key` to answer.
+        key: String,
+        /// The finished frames to send.
+        frames: Vec<u8>,
+    },
     /// A producer API call: read the body (Content-Length bytes), then [`Gate::api_request`].
     Api,
     /// A Pusher HTTP API call (`/apps/...`): read the body, then [`Gate::pusher`]'s
@@ -48,6 +56,7 @@ pub struct Gate {
     max_name_len: usize,
     max_data: usize,
     pusher: crate::pusher_api::PusherApi,
+    pusher_apps: hub_pusher::Apps,
 }
 
 impl std::fmt::Debug for Gate {
@@ -124,6 +133,7 @@ impl Gate {
                 settings.pusher_apps().apps,
                 settings.max_producer_data(),
             ),
+            pusher_apps: settings.pusher_apps().apps,
         })
     }
 
@@ -132,6 +142,9 @@ impl Gate {
         let path = head.path.as_str();
         if path == "/ws" || path.starts_with("/ws/") {
             return self.upgrade(head, now_unix);
+        }
+        if let Some(app_key) = path.strip_prefix("/app/") {
+            return self.pusher_upgrade(head, app_key);
         }
         if path.starts_with("/api/") || path == "/api" {
             // A browser page of another origin must not drive the API: its requests carry
@@ -214,25 +227,80 @@ impl Gate {
         }
     }
 
-    fn upgrade(&self, head: &RequestHead, now_unix: u64) -> Decision {
-        if !head.is_websocket_upgrade() {
-            return Decision::Respond(
-                error(
-                    426,
-                    "this endpoint takes WebSocket upgrades (GET with Upgrade: websocket)",
-                )
-                .with_header("Upgrade", "websocket"),
+    /// `GET /app/{key}?protocol=7`: a Pusher client. An unknown key, a disabled app or a
+    /// missing or older protocol version is refused after the upgrade, as Pusher does
+    /// (`pusher:error`, then a close with the same code: 4001, 4003, 4007).
+    fn pusher_upgrade(&self, head: &RequestHead, app_key: &str) -> Decision {
+        let key = match self.websocket_checks(head) {
+            Ok(key) => key,
+            Err(refusal) => return Decision::Respond(refusal),
+        };
+        let refuse = |code: u16, message: &str| {
+            let mut frames = hub_pusher::frame::error(Some(code), message).to_vec();
+            frames.extend_from_slice(&hub_core::frame::close(code, message));
+            Decision::UpgradeAndClose {
+                key: key.clone(),
+                frames,
+            }
+        };
+        let app = percent_decode(app_key).and_then(|k| self.pusher_apps.by_key(&k).cloned());
+        let Some(app) = app else {
+            return refuse(
+                hub_pusher::frame::code::APP_NOT_FOUND,
+                "App key does not exist",
+            );
+        };
+        let version = head
+            .query_param("protocol")
+            .and_then(|v| v.parse::<u32>().ok());
+        if version.is_none_or(|v| v < 7) {
+            return refuse(
+                hub_pusher::frame::code::UNSUPPORTED_PROTOCOL,
+                "Unsupported protocol version: 7 or later is needed (query protocol=7)",
             );
         }
+        if !app.enabled {
+            return refuse(hub_pusher::frame::code::APP_DISABLED, "App is disabled");
+        }
+        let params = OpenParams {
+            protocol: Some(hub_core::ClientProtocol::Pusher),
+            app: Some(app.id.as_str().into()),
+            ..OpenParams::default()
+        };
+        Decision::Upgrade {
+            params,
+            shard: None,
+            key,
+        }
+    }
+
+    /// The checks of every upgrade: a WebSocket upgrade request with a key, from an allowed
+    /// origin. Gives the key, or the refusal.
+    fn websocket_checks(&self, head: &RequestHead) -> Result<String, Response> {
+        if !head.is_websocket_upgrade() {
+            return Err(error(
+                426,
+                "this endpoint takes WebSocket upgrades (GET with Upgrade: websocket)",
+            )
+            .with_header("Upgrade", "websocket"));
+        }
         let Some(key) = head.websocket_key() else {
-            return Decision::Respond(error(400, "missing Sec-WebSocket-Key"));
+            return Err(error(400, "missing Sec-WebSocket-Key"));
         };
         if !self
             .origins
             .check(head.header("origin"), head.header("host"))
         {
-            return Decision::Respond(error(403, "origin not allowed"));
+            return Err(error(403, "origin not allowed"));
         }
+        Ok(key.to_owned())
+    }
+
+    fn upgrade(&self, head: &RequestHead, now_unix: u64) -> Decision {
+        let key = match self.websocket_checks(head) {
+            Ok(key) => key,
+            Err(refusal) => return Decision::Respond(refusal),
+        };
         let mut params = OpenParams::default();
         let asked_id = head.query_param("id");
         match &self.jwt {
@@ -312,10 +380,6 @@ impl Gate {
             .client
             .as_ref()
             .map(|c| shard_for(c.as_str(), self.shard_count));
-        Decision::Upgrade {
-            params,
-            shard,
-            key: key.to_owned(),
-        }
+        Decision::Upgrade { params, shard, key }
     }
 }

@@ -231,6 +231,7 @@ impl Harness {
                     rooms: first.map(|r| RoomName::from(room(r))).into_iter().collect(),
                     allowed_rooms: None,
                     protocol: None,
+                    app: None,
                 };
                 let Ok(id) = self.shard.open(now, params) else {
                     panic!("a good open was refused");

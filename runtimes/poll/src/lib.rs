@@ -121,6 +121,12 @@ impl Routes for GateRoutes {
         peer: Option<SocketAddr>,
     ) -> Result<hub_core::OpenParams, Response> {
         let params = match self.gate.decide(head, unix_now()) {
+            Decision::Upgrade { params, .. } if params.protocol.is_some() => {
+                return Err(error_response(
+                    404,
+                    "Pusher clients are served by the tokio and smol runtimes",
+                ))
+            }
             Decision::Upgrade { params, .. } => params,
             Decision::Respond(response) => return Err(response),
             _ => return Err(error_response(404, "no WebSocket endpoint here")),

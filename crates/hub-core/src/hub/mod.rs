@@ -277,7 +277,8 @@ fn socket_conn(input: &ShardInput) -> Option<ConnId> {
         | ShardInput::Ping { conn, .. }
         | ShardInput::Close { conn, .. }
         | ShardInput::Closed { conn }
-        | ShardInput::Sent { conn } => Some(*conn),
+        | ShardInput::Sent { conn }
+        | ShardInput::SetUser { conn, .. } => Some(*conn),
         ShardInput::Deliver { .. }
         | ShardInput::Sequenced { .. }
         | ShardInput::Recovered { .. }

@@ -50,6 +50,9 @@ pub struct OpenParams {
     /// The connection's protocol, when it differs from the node's
     /// ([`Config::client_protocol`](crate::Config::client_protocol)).
     pub protocol: Option<crate::config::ClientProtocol>,
+    /// The application of a protocol layer above the shard that the connection belongs to
+    /// (the Pusher app id), handed back in [`Event::Connected`]; the shard does not keep it.
+    pub app: Option<Arc<str>>,
 }
 
 /// Why a connection could not be opened.
@@ -149,6 +152,14 @@ pub enum Input {
         /// The position, and the replay of a join with `since`.
         recovery: Recovery,
     },
+    /// Make `user` the connection's user (a protocol layer's sign-in): emits to the user and
+    /// disconnects of the user reach it from then on.
+    SetUser {
+        /// The connection.
+        conn: ConnId,
+        /// Its user from now on.
+        user: UserId,
+    },
     /// Deliver an encoded frame to local targets and route it beyond this shard (other
     /// shards, other nodes), as a client's publish is: for protocol layers above the shard.
     Publish {
@@ -224,6 +235,8 @@ pub enum Event {
         user: Option<UserId>,
         /// The peer's address, as the runtime gave it (the shard does not keep it).
         peer: Option<SocketAddr>,
+        /// The application the connection belongs to, as [`OpenParams::app`] gave it.
+        app: Option<Arc<str>>,
     },
     /// A message the hub did not handle itself (every message with
     /// [`ClientProtocol::Raw`](crate::ClientProtocol::Raw)).

@@ -18,6 +18,7 @@ mod delivery;
 mod io;
 mod membership;
 mod recovery;
+mod users;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -320,6 +321,7 @@ impl Shard {
             client: client.clone(),
             user: params.user,
             peer: params.peer,
+            app: params.app,
         }));
         if protocol == crate::config::ClientProtocol::Json {
             let welcome = crate::protocol::welcome(client.as_str(), self.config.node_id.as_str());
@@ -396,6 +398,7 @@ impl Shard {
                 room,
                 recovery,
             } => self.finish_recovery(now, conn, room, recovery),
+            Input::SetUser { conn, user } => self.set_user(conn, user),
             Input::Publish { target, frame } => {
                 self.deliver(now, &target, &frame, None);
                 self.report(Report::Route { target, frame });

@@ -256,6 +256,7 @@ impl Pair {
                     rooms: rooms.iter().map(|i| RoomName::from(room(*i))).collect(),
                     allowed_rooms: None,
                     protocol: None,
+                    app: None,
                 },
                 *auto_ack,
             ),
