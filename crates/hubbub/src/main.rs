@@ -254,7 +254,9 @@ fn serve_tokio(settings: hub_serve::Settings) -> ExitCode {
             }
         };
         ready(&settings, server.local_addr(), server.grpc_addr());
-        tokio::spawn(reload_on_hangup(server.hub()));
+        if serves_tls(&settings) {
+            tokio::spawn(reload_on_hangup(server.hub()));
+        }
         finished(server.run(shutdown_signal()).await)
     })
 }
@@ -279,10 +281,10 @@ fn serve_smol(settings: hub_serve::Settings) -> ExitCode {
         ready(&settings, server.local_addr(), server.hub().grpc_addr());
         let hub = server.hub();
         // SIGHUP is read through tokio's signal driver, on a thread of its own.
-        if let Ok(signals) = tokio::runtime::Builder::new_current_thread()
+        let signals = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-        {
+            .build();
+        if let (true, Ok(signals)) = (serves_tls(&settings), signals) {
             std::thread::spawn(move || signals.block_on(reload_on_hangup(hub)));
         }
         // Signals are read through tokio's signal driver, reached via async-compat.
@@ -294,8 +296,15 @@ fn serve_smol(settings: hub_serve::Settings) -> ExitCode {
     })
 }
 
+/// Whether the node serves TLS on a listener (then SIGHUP reloads its certificates; a node
+/// without TLS keeps SIGHUP's default action).
+fn serves_tls(settings: &hub_serve::Settings) -> bool {
+    settings.tls.is_some()
+        || (settings.grpc_listen.is_some() && settings.grpc_tls_files().is_some())
+}
+
 /// Reloads the TLS certificates on every SIGHUP (they are also reloaded when their files
-/// change); without TLS, SIGHUP is ignored.
+/// change).
 async fn reload_on_hangup(hub: hubbub_tokio::Hub) {
     #[cfg(unix)]
     {
