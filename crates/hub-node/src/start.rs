@@ -131,6 +131,7 @@ pub async fn start<R: Runtime>(
         cluster,
         presence,
     ));
+    crate::pusher_api::spawn_webhook_pump(rt, &hub);
     Ok(hub)
 }
 
