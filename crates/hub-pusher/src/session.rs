@@ -225,9 +225,13 @@ impl Sessions {
                     return;
                 }
             }
-            self.inputs.push_back(Input::Join {
+            // A presence member joins as its Pusher user, with its user_info, so that the
+            // node's presence index (channel users and counts, cluster-wide) lists it so.
+            self.inputs.push_back(Input::JoinAs {
                 target: Target::Conn(conn),
                 room: room.clone(),
+                user: member.as_ref().map(|(u, _)| UserId::from(u.as_str())),
+                info: member.as_ref().map(|(_, i)| Arc::from(i.as_str())),
                 req: None,
             });
             if let Some(session) = self.sessions.get_mut(&conn) {

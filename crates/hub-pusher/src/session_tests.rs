@@ -81,7 +81,9 @@ fn public_and_private_subscriptions() {
         0,
         r#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#,
     );
-    assert!(matches!(&out[0], Input::Join { room, .. } if *room == room_name("1", "news")));
+    assert!(
+        matches!(&out[0], Input::JoinAs { room, user: None, .. } if *room == room_name("1", "news"))
+    );
     assert_eq!(
         sent(&out)[0]["event"],
         "pusher_internal:subscription_succeeded"
@@ -97,7 +99,7 @@ fn public_and_private_subscriptions() {
         r#"{{"event":"pusher:subscribe","data":{{"channel":"private-a","auth":"{auth}"}}}}"#
     );
     let out = text(&mut s, 0, &good);
-    assert!(matches!(out[0], Input::Join { .. }));
+    assert!(matches!(out[0], Input::JoinAs { .. }));
     let out = sent(&text(&mut s, 0, r#"{"event":"pusher:ping","data":{}}"#));
     assert_eq!(out[0]["event"], "pusher:pong");
     let out = sent(&text(&mut s, 0, "{not json"));
@@ -110,7 +112,12 @@ fn presence_members_are_counted_per_user() {
     open(&mut s, 0, "1.1");
     open(&mut s, 1, "1.2");
     open(&mut s, 2, "1.3");
-    let out = sent(&subscribe_presence(&mut s, 0, "1.1", "alice"));
+    let inputs = subscribe_presence(&mut s, 0, "1.1", "alice");
+    assert!(matches!(
+        &inputs[0],
+        Input::JoinAs { user: Some(u), info: Some(i), .. } if u.as_str() == "alice" && &**i == r#"{"n":"alice"}"#
+    ));
+    let out = sent(&inputs);
     assert_eq!(out[0]["event"], "pusher_internal:member_added");
     assert_eq!(out[1]["data"]["presence"]["count"], 1);
     // A second connection of alice adds no member.
@@ -171,7 +178,7 @@ fn signin_sets_the_user_and_opens_the_server_to_user_channel() {
     let out = text(&mut s, 0, &msg.to_string());
     assert!(matches!(&out[0], Input::SetUser { user, .. } if user.as_str() == "u1"));
     assert_eq!(sent(&out)[0]["event"], "pusher:signin_success");
-    assert!(matches!(text(&mut s, 0, sub)[0], Input::Join { .. }));
+    assert!(matches!(text(&mut s, 0, sub)[0], Input::JoinAs { .. }));
     let bad =
         serde_json::json!({"event":"pusher:signin","data":{"auth":"key:00","user_data":data}});
     let out = text(&mut s, 0, &bad.to_string());
