@@ -52,6 +52,9 @@ bash tests/jsclient/run.sh
 echo "== the demo page in a real browser (Debian's chromium, installed when missing)"
 bash tests/browser/run.sh
 
+echo "== Pusher clients (pusher-js, the pusher server SDK, laravel-echo from npm) against one node"
+bash tests/pusher/run.sh single
+
 echo "== fault suite, short form: kill -9 and a rolling restart in a three-node cluster (Redis)"
 bash tests/faults/run.sh --short
 
