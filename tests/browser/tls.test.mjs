@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freePort, sleep } from '../net-util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.HUBBUB_BIN || path.resolve(here, '../../target/debug/hubbub');
@@ -34,19 +35,7 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 process.on('exit', () => { try { node?.kill('SIGKILL'); } catch {} });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // A CA and a certificate it signs for localhost and 127.0.0.1 (EC P-256), as PEM files.
 function makeCertificates() {
