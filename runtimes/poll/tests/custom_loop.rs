@@ -5,13 +5,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use serde_json::{json, Value};
-use tungstenite::protocol::WebSocket;
-use tungstenite::{Error, Message};
+use serde_json::json;
+use tungstenite::Message;
 
-type Ws = WebSocket<TcpStream>;
+mod support;
+
+use support::{close_code, join, recv, send};
 
 /// The example process, killed when dropped.
 struct Example {
@@ -54,51 +54,6 @@ impl Drop for Example {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Connects to `path` and checks the welcome frame.
-fn join(addr: SocketAddr, path: &str) -> Ws {
-    let stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let (mut ws, _) =
-        tungstenite::client::client(format!("ws://{addr}{path}"), stream).expect("handshake");
-    assert_eq!(recv(&mut ws)["type"], "welcome");
-    ws
-}
-
-fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::text(value.to_string())).expect("send");
-}
-
-/// The next JSON frame (WebSocket pings and pongs are skipped).
-fn recv(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(text) => return serde_json::from_str(&text).expect("json"),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-/// Reads until the server's close frame, then until the end of the stream; the close code.
-fn close_code(ws: &mut Ws) -> u16 {
-    let code = loop {
-        match ws.read() {
-            Ok(Message::Close(frame)) => break frame.map_or(1005, |f| f.code.into()),
-            Ok(_) => {}
-            Err(e) => panic!("no close frame: {e}"),
-        }
-    };
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(Error::ConnectionClosed | Error::AlreadyClosed) => return code,
-            Err(e) => panic!("unclean end after the close frame: {e}"),
-        }
     }
 }
 
